@@ -1,0 +1,106 @@
+"""Compose the Hydra config tree into one resolved config, with errors a user can act on.
+
+Kept free of torch/lightning imports: the CLI calls this before anything heavy is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nlpx.errors import UserError
+
+
+def conf_dir() -> Path:
+    """The config tree: inside the package when installed from a wheel, else the repo's conf/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise RuntimeError(f"nlpx config tree not found next to {here}")
+
+
+def group_options() -> dict[str, list[str]]:
+    """{group: [options]} read from the folder layout, so `--help` needs no Hydra import."""
+    root = conf_dir()
+    groups: dict[str, list[str]] = {}
+    for sub in sorted(p for p in root.rglob("*") if p.is_dir()):
+        group = sub.relative_to(root).as_posix()
+        groups[group] = sorted(p.stem for p in sub.glob("*.yaml"))
+    return groups
+
+
+def _compose_raw(overrides: list[str], config_name: str = "config"):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=list(overrides))
+            OmegaConf.resolve(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+def compose(overrides: list[str], config_name: str = "config"):
+    """Compose and resolve the config; user mistakes become one-line UserErrors."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return _compose_raw(overrides, config_name)
+    except MissingConfigException as e:
+        raise UserError(_missing_option_message(str(e), overrides)) from None
+    except OverrideParseException as e:
+        raise UserError(f"cannot parse override: {str(e).splitlines()[0]}") from None
+    except ConfigCompositionException as e:
+        raise UserError(_composition_message(e, overrides)) from None
+    except OmegaConfBaseException as e:
+        raise UserError(f"config: {str(e).splitlines()[0]}") from None
+
+
+def _missing_option_message(text: str, overrides: list[str]) -> str:
+    m = re.search(r"Could not (?:find|load) '([^']+)/([^'/]+)'", text)
+    if not m:
+        return f"config: {text.splitlines()[0]}"
+    group, option = m.groups()
+    valid = group_options().get(group, [])
+    return f"{group}={option}: unknown option for group '{group}' (valid: {', '.join(valid) or 'none yet'})"
+
+
+def _composition_message(e: Exception, overrides: list[str]) -> str:
+    text = str(e)
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m:
+        key = m.group(1)
+        parent, _, leaf = key.rpartition(".")
+        valid = _valid_keys(parent, overrides)
+        hint = f" (valid keys{' in ' + parent if parent else ''}: {', '.join(valid)})" if valid else ""
+        cause = e.__cause__
+        if cause is not None and "not in struct" not in str(cause) and "Key '" not in str(cause):
+            return f"{key}: {str(cause).splitlines()[0]}"
+        return f"{key}: unknown config key{hint}; add a new key with +{key}=..."
+    return f"config: {text.splitlines()[0]}"
+
+
+def _valid_keys(parent: str, overrides: list[str]) -> list[str]:
+    """Keys that do exist under `parent`, composing without the failing key overrides."""
+    from omegaconf import DictConfig, OmegaConf
+
+    groups = group_options()
+    try:
+        cfg = _compose_raw([o for o in overrides if o.split("=", 1)[0] in groups])
+    except Exception:  # only a hint for the message: never mask the original error
+        return []
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def to_yaml(cfg) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(cfg)

@@ -1,0 +1,56 @@
+"""The `data=` group's corpora: where documents come from, and what identifies them for the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+class SyntheticCorpus:
+    """The embedded artificial language (data=synthetic): needs no files."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def documents(self) -> Iterator[list[str]]:
+        from nlpx.data.synthetic import synthetic_documents
+
+        c = self.cfg
+        return synthetic_documents(c.num_docs, seed=c.generator_seed, num_topics=c.num_topics,
+                                   min_sentences=c.min_sentences, max_sentences=c.max_sentences)
+
+    def fingerprint(self) -> dict:
+        c = self.cfg
+        return {"synthetic": [c.num_docs, c.generator_seed, c.num_topics, c.min_sentences,
+                              c.max_sentences]}
+
+    def check_empty(self, n_docs: int) -> None:
+        pass
+
+
+class TextCorpus:
+    """Local .txt / .jsonl files, folders and globs (data=text data.paths=[...])."""
+
+    def __init__(self, cfg):
+        from nlpx.data.sources import expand_paths
+
+        self.cfg = cfg
+        self.files = expand_paths(list(cfg.paths))
+
+    def documents(self) -> Iterator[list[str]]:
+        from nlpx.data.sources import read_documents
+
+        c = self.cfg
+        return read_documents(self.files, doc_split=c.doc_split, sentences=c.sentences,
+                              text_field=c.text_field)
+
+    def fingerprint(self) -> dict:
+        from nlpx.data.sources import fingerprint
+
+        c = self.cfg
+        return {"files": fingerprint(self.files), "doc_split": c.doc_split,
+                "sentences": c.sentences, "text_field": c.text_field}
+
+    def check_empty(self, n_docs: int) -> None:
+        from nlpx.data.sources import require_nonempty
+
+        require_nonempty(n_docs, self.files)

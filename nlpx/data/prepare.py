@@ -1,0 +1,40 @@
+"""From cfg.data (+ cfg.model for the tokenizer) to a cached, tokenized train/val corpus."""
+
+from __future__ import annotations
+
+from hydra.utils import get_class
+
+from nlpx.data.cache import PreparedCorpus, file_digest, prepare
+from nlpx.data.tokenizer import load_tokenizer, train_tokenizer
+from nlpx.models.pretrained import resolve_pretrained
+
+
+def tokenizer_source(cfg) -> tuple[dict, object]:
+    """(cache spec, make_tokenizer): an explicit tokenizer, the checkpoint's own, or a trained one."""
+    explicit = cfg.data.tokenizer
+    pretrained = resolve_pretrained(cfg.model.pretrained)
+    if explicit or pretrained is not None:
+        folder = explicit or pretrained
+        key = "data.tokenizer" if explicit else "model.pretrained"
+        tok = load_tokenizer(folder, key=key)
+        tok_file = _tokenizer_file(folder)
+        spec = {"load": str(folder), "digest": file_digest(tok_file) if tok_file else None}
+        return spec, lambda sentences: tok
+    kind, vocab, lower = cfg.model.tokenizer_kind, int(cfg.data.vocab_size), bool(cfg.model.lowercase)
+    spec = {"train": kind, "vocab_size": vocab, "lowercase": lower}
+    return spec, lambda sentences: train_tokenizer(sentences, kind=kind, vocab_size=vocab,
+                                                   lowercase=lower)
+
+
+def _tokenizer_file(folder):
+    from pathlib import Path
+
+    f = Path(str(folder)) / "tokenizer.json"
+    return f if f.is_file() else None
+
+
+def prepare_corpus(cfg) -> PreparedCorpus:
+    corpus = get_class(cfg.data._target_)(cfg.data)
+    spec, make_tokenizer = tokenizer_source(cfg)
+    return prepare(corpus, cache_dir=cfg.data.cache_dir, val_fraction=float(cfg.data.val_fraction),
+                   tokenizer_spec=spec, make_tokenizer=make_tokenizer)

@@ -1,0 +1,175 @@
+"""Local text corpora: expand ``data.paths`` into files and stream them as documents.
+
+A document is ``list[str]``: its sentences, stripped and non-empty. Files are read one at a
+time (jsonl line by line) so memory does not grow with the corpus.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import pathlib
+import re
+from typing import Iterable, Iterator
+
+from nlpx.errors import UserError
+
+log = logging.getLogger("nlpx.data")
+
+CORPUS_SUFFIXES = (".txt", ".jsonl")
+DOC_SPLITS = ("blank_line", "file")
+SENTENCE_MODES = ("punct", "lines")
+
+# surrogateescape turns each undecodable byte into one lone surrogate U+DC80..U+DCFF, which
+# valid UTF-8 can never produce: counting them counts the invalid bytes exactly, per file,
+# without a global codec error handler.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+# Sentence end: . ! ? (repeated, e.g. "?!" or "...") plus any closing quotes/brackets, then
+# whitespace. Deliberately simple; known limits: abbreviations ("Mr. Smith", "e.g. this") and
+# initials split too early; a sentence without final punctuation runs into the next one; a
+# lowercase continuation after "..." is split anyway. Good enough for pretraining text.
+_SENTENCE_END = re.compile(r"([.!?]+[\"'\u201d\u2019\u00bb)\]]*)\s+")
+
+
+def expand_paths(paths: list[str]) -> list[pathlib.Path]:
+    """Files named by ``data.paths``: files, folders (their *.txt/*.jsonl, recursively) and globs."""
+    if isinstance(paths, (str, os.PathLike)):  # `data.paths=a.txt` without brackets
+        paths = [paths]
+    if not paths:
+        raise UserError("data.paths is empty: data=text needs data.paths=[...] "
+                        "(.txt or .jsonl files, folders or globs)")
+    files: list[pathlib.Path] = []
+    seen: set[pathlib.Path] = set()
+    for entry in paths:
+        for f in _expand_entry(str(entry)):
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(f)
+    return files
+
+
+def _expand_entry(entry: str) -> list[pathlib.Path]:
+    path = pathlib.Path(os.path.expanduser(entry))
+    if path.is_file():
+        return [path]
+    matches = [path] if path.is_dir() else [pathlib.Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
+    if not matches:
+        raise UserError(f"data.paths: '{entry}' does not exist (give .txt or .jsonl files, folders or globs)")
+    files: list[pathlib.Path] = []
+    for m in matches:
+        if m.is_dir():
+            files.extend(sorted(f for f in m.rglob("*") if f.suffix.lower() in CORPUS_SUFFIXES and f.is_file()))
+        elif m.is_file():
+            files.append(m)
+    if not files:
+        raise UserError(f"data.paths: '{entry}' contains no .txt or .jsonl files")
+    return files
+
+
+def fingerprint(files: list[pathlib.Path]) -> list[tuple[str, int, int]]:
+    """(absolute path, size, mtime_ns) per file: changes whenever a file is edited, for cache keys."""
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append((str(f.resolve()), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def read_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", sentences: str = "punct",
+                   text_field: str = "text") -> Iterator[list[str]]:
+    """Stream the documents of ``files`` in order; .jsonl records are one document each."""
+    # Checked here, not inside the generator, so a bad option fails at the call, not at first use.
+    if doc_split not in DOC_SPLITS:
+        raise UserError(f"data.doc_split: '{doc_split}' is not valid (valid: {', '.join(DOC_SPLITS)})")
+    if sentences not in SENTENCE_MODES:
+        raise UserError(f"data.sentences: '{sentences}' is not valid (valid: {', '.join(SENTENCE_MODES)})")
+    return _iter_documents(files, doc_split, sentences, text_field)
+
+
+def require_nonempty(n_docs: int, files: list[pathlib.Path]) -> None:
+    if n_docs == 0:
+        names = [str(f) for f in files]
+        shown = ", ".join(names[:5]) + (f", ... and {len(names) - 5} more" if len(names) > 5 else "")
+        raise UserError(f"data.paths: no text found in {len(names)} file(s): {shown}")
+
+
+def _iter_documents(files, doc_split, sentences, text_field) -> Iterator[list[str]]:
+    for f in files:
+        stats = _ReadStats()
+        if f.suffix.lower() == ".jsonl":
+            docs = _jsonl_documents(f, sentences, text_field, stats)
+        else:
+            docs = _text_documents(f, doc_split, sentences, stats)
+        yield from docs
+        if stats.bad_bytes:
+            log.warning("%s: %d invalid UTF-8 byte(s) replaced with U+FFFD", f, stats.bad_bytes)
+        if not stats.has_text:
+            log.warning("%s: empty or whitespace-only file, skipped", f)
+
+
+class _ReadStats:
+    def __init__(self) -> None:
+        self.bad_bytes = 0
+        self.has_text = False
+
+
+def _lines(path: pathlib.Path, stats: _ReadStats) -> Iterator[str]:
+    """Decoded lines without line endings; BOM stripped, CRLF/CR read as LF, bad bytes -> U+FFFD."""
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline=None) as fh:
+        for line in fh:
+            line, n_bad = _ESCAPED_BYTE.subn("\ufffd", line.rstrip("\n"))
+            stats.bad_bytes += n_bad
+            if line.strip():
+                stats.has_text = True
+            yield line
+
+
+def _text_documents(path, doc_split, sentences, stats) -> Iterator[list[str]]:
+    doc_lines: list[str] = []
+    for line in _lines(path, stats):
+        if line.strip():
+            doc_lines.append(line)
+        elif doc_split == "blank_line" and doc_lines:
+            yield _split_sentences(doc_lines, sentences)
+            doc_lines = []
+    if doc_lines:
+        yield _split_sentences(doc_lines, sentences)
+
+
+def _jsonl_documents(path, sentences, text_field, stats) -> Iterator[list[str]]:
+    for lineno, line in enumerate(_lines(path, stats), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}); "
+                            f".jsonl needs one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object with a '{text_field}' field, "
+                            f"got a {type(record).__name__}")
+        keys = ", ".join(repr(k) for k in record) or "none"
+        if text_field not in record:
+            raise UserError(f"{path}:{lineno}: no field '{text_field}' (keys present: {keys}); "
+                            f"set data.text_field to the field holding the text")
+        text = record[text_field]
+        if not isinstance(text, str):
+            raise UserError(f"{path}:{lineno}: field '{text_field}' is a {type(text).__name__}, not a string "
+                            f"(keys present: {keys})")
+        # Records with empty text carry no sentences; a zero-sentence document is useless downstream.
+        doc = _split_sentences(text.splitlines(), sentences)
+        if doc:
+            yield doc
+
+
+def _split_sentences(lines: Iterable[str], mode: str) -> list[str]:
+    stripped = [s for s in (line.strip() for line in lines) if s]
+    if mode == "lines":
+        return stripped
+    # Joining first lets hard-wrapped prose (e.g. Gutenberg books) split across line breaks.
+    joined = " ".join(stripped)
+    return [s.strip() for s in _SENTENCE_END.sub("\\1\n", joined).split("\n") if s.strip()]

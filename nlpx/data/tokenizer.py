@@ -1,0 +1,70 @@
+"""Tokenizers: trained on the corpus with the `tokenizers` library, or loaded from a local folder.
+
+Trained tokenizers are wrapped in the matching transformers fast class, so `save_pretrained`
+writes a folder that `AutoTokenizer.from_pretrained` reloads and the export is self-contained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from nlpx.errors import UserError
+
+KINDS = ("wordpiece", "bpe")
+
+
+def train_tokenizer(sentences: Iterable[str], *, kind: str, vocab_size: int, lowercase: bool):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    if kind == "wordpiece":
+        from transformers import BertTokenizerFast
+
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+        tok.train_from_iterator(sentences, trainer=trainer)
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        return BertTokenizerFast(tokenizer_object=tok, do_lower_case=lowercase)
+    if kind == "bpe":
+        from transformers import RobertaTokenizerFast
+
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(sentences, trainer=trainer)
+        tok.post_processor = processors.RobertaProcessing(
+            sep=("</s>", tok.token_to_id("</s>")), cls=("<s>", tok.token_to_id("<s>")))
+        return RobertaTokenizerFast(tokenizer_object=tok)
+    raise UserError(f"model.tokenizer_kind={kind}: unknown tokenizer kind (valid: {', '.join(KINDS)})")
+
+
+def load_tokenizer(path: str | Path, *, key: str = "data.tokenizer"):
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{key}={path}: not a folder (give a local HF tokenizer folder)")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{key}={path}: cannot load a tokenizer there ({str(e).splitlines()[0]})") from None
+    if not tok.is_fast:
+        raise UserError(f"{key}={path}: nlpx needs a fast tokenizer (tokenizer.json)")
+    if tok.mask_token is None or tok.sep_token is None or tok.cls_token is None:
+        raise UserError(f"{key}={path}: the tokenizer lacks a mask, sep or cls token")
+    return tok
+
+
+def special_ids(tok) -> dict[str, int]:
+    return {"pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id,
+            "mask": tok.mask_token_id, "unk": tok.unk_token_id}

@@ -1,0 +1,43 @@
+"""Run directories (runs/<experiment>/<run_id>/) and atomic writes into them."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+RUN_ID_ENV = "NLPX_RUN_ID"  # DDP child processes re-run the command: they must find the same run
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def run_dir_for(cfg) -> Path:
+    inherited = os.environ.get(RUN_ID_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
+    run_id = cfg.run_id or inherited or new_run_id()
+    os.environ[RUN_ID_ENV] = run_id
+    return Path(cfg.runs_dir) / cfg.experiment / run_id
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,81 @@
+"""The LightningDataModule for pretraining: corpus -> instances -> masked examples -> batches."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader, Sampler
+
+from nlpx.data.dataset import TRAIN_STREAM, VAL_STREAM, Collator, MaskedExamples, StreamSampler
+from nlpx.data.instances import PackedInstances, SegmentPairInstances
+from nlpx.data.masking import MaskingConfig
+from nlpx.errors import UserError
+
+VAL_SEED = 0  # validation masks are the same for every run seed, so seeds compare on one val set
+
+
+def build_instances(fmt: str, corpus, tokenizer, objective_cfg, seq_len: int):
+    """objective.format -> how examples are cut from the corpus."""
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if fmt == "full_sentences":
+        return PackedInstances(corpus, seq_len, cls, sep)
+    if fmt == "segment_pair":
+        return SegmentPairInstances(corpus, seq_len, cls, sep,
+                                    negative_prob=float(objective_cfg.nsp_negative_prob))
+    raise UserError(f"objective.format={fmt}: unknown input format (valid: full_sentences, segment_pair)")
+
+
+def masking_config(objective_cfg) -> MaskingConfig:
+    m = objective_cfg.masking
+    if m.mode not in ("dynamic", "static"):
+        raise UserError(f"objective.masking.mode={m.mode}: unknown (valid: dynamic, static)")
+    return MaskingConfig(ratio=float(m.ratio), mask=float(m.mask), random=float(m.random),
+                         keep=float(m.keep))
+
+
+class PretrainDataModule(L.LightningDataModule):
+    def __init__(self, cfg, prepared, *, total_batches: int, start_batch: int = 0):
+        super().__init__()
+        self.cfg, self.prepared = cfg, prepared
+        self.total_batches, self.start_batch = total_batches, start_batch
+        obj, seq_len = cfg.objective, int(cfg.data.seq_len)
+        tok = prepared.tokenizer
+        masking = masking_config(obj)
+        static = obj.masking.mode == "static"
+        self.train_set = MaskedExamples(build_instances(obj.format, prepared.train, tok, obj, seq_len),
+                                        tok, masking, seed=int(cfg.seed), stream=TRAIN_STREAM,
+                                        static=static)
+        self.val_set = MaskedExamples(build_instances(obj.format, prepared.val, tok, obj, seq_len),
+                                      tok, masking, seed=VAL_SEED, stream=VAL_STREAM, static=True)
+        self.collate = Collator(tok.pad_token_id)
+
+    def _loader(self, dataset, sampler):
+        workers = int(self.cfg.data.num_workers)
+        return DataLoader(dataset, batch_size=int(self.cfg.data.batch_size), sampler=sampler,
+                          collate_fn=self.collate, num_workers=workers,
+                          persistent_workers=workers > 0)
+
+    def train_dataloader(self):
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        sampler = StreamSampler(len(self.train_set), batch_size=int(self.cfg.data.batch_size),
+                                total_batches=self.total_batches, seed=int(self.cfg.seed),
+                                start_batch=self.start_batch, rank=rank, world_size=world)
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self):
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        return self._loader(self.val_set, _ValKeys(len(self.val_set), rank, world))
+
+
+class _ValKeys(Sampler):
+    """Every validation example once, in order (epoch 0), split across ranks."""
+
+    def __init__(self, n: int, rank: int, world: int):
+        self.keys = [(0, i) for i in range(rank, n, world)]
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __iter__(self):
+        return iter(self.keys)

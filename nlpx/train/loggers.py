@@ -1,0 +1,80 @@
+"""Loggers: the run's own metrics.jsonl (always) plus the configured one (W&B offline, CSV, none).
+
+metrics.jsonl is ours rather than Lightning's CSVLogger because a resumed run must append to the
+same file, dropping rows logged after the checkpoint it resumes from; CSVLogger rewrites it whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from nlpx.errors import UserError
+
+LOGGERS = ("wandb", "csv", "none")
+
+
+class JsonlLogger(Logger):
+    def __init__(self, path: Path, resume_step: int | None = None):
+        super().__init__()
+        self.path = Path(path)
+        if resume_step is not None and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line).get("step", 0) <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+
+    @property
+    def name(self):
+        return "jsonl"
+
+    @property
+    def version(self):
+        return 0
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step=None):
+        row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line]
+
+
+def build_loggers(cfg, run_dir: Path, config_dict: dict, resume_step: int | None) -> list[Logger]:
+    loggers: list[Logger] = [JsonlLogger(run_dir / "metrics.jsonl", resume_step)]
+    lc = cfg.logger
+    if lc.name == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        if lc.mode not in ("offline", "online", "disabled"):
+            raise UserError(f"logger.mode={lc.mode}: unknown (valid: offline, online, disabled)")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(WandbLogger(
+            project=lc.project, entity=lc.entity, name=run_dir.name, id=_wandb_id(run_dir),
+            save_dir=str(run_dir), offline=lc.mode == "offline", mode=lc.mode,
+            group=lc.group or cfg.experiment, job_type=lc.job_type, tags=list(lc.tags),
+            config=config_dict, resume="allow"))
+    elif lc.name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+    elif lc.name != "none":
+        raise UserError(f"logger={lc.name}: unknown logger (valid: {', '.join(LOGGERS)})")
+    return loggers
+
+
+def _wandb_id(run_dir: Path) -> str:
+    """A stable W&B id per run directory, so a resumed run continues the same W&B run."""
+    import hashlib
+
+    return hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]

@@ -1,0 +1,105 @@
+"""The LightningModule: model + objective, AdamW with BERT's settings, budget-aware schedule."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+
+from nlpx.train.schedule import Budget
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (dropout RNG must be a function of seed and position)."""
+    h = 0x243F6A8885A308D3
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3 & 0xFFFFFFFFFFFFFFFF
+    return h >> 1
+
+
+class PretrainModule(L.LightningModule):
+    def __init__(self, cfg, model, objective, budget: Budget):
+        super().__init__()
+        self.cfg, self.model, self.objective, self.budget = cfg, model, objective, budget
+        self.seed = int(cfg.seed)
+        # run state that Lightning does not keep: saved in checkpoints (on_save_checkpoint)
+        self.batches_seen = 0
+        self.tokens_seen = 0
+        self.train_seconds = 0.0
+        self._last_batch_end: float | None = None
+        self._window: list[tuple[int, float]] = []
+
+    # -- training ----------------------------------------------------------------------------
+    def on_train_batch_start(self, batch, batch_idx):
+        # dropout masks depend on (seed, batch position) only: a resumed run repeats them exactly
+        torch.manual_seed(_mix(self.seed, self.batches_seen))
+        if self._last_batch_end is None:
+            self._last_batch_end = time.perf_counter()
+
+    def training_step(self, batch, batch_idx):
+        out = self.objective(self.model, batch)
+        n = batch["input_ids"].shape[0]
+        for key, value in out.items():
+            if not key.startswith("_"):
+                self.log(f"train/{key}", value, batch_size=n, prog_bar=key == "loss")
+        return out["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        dt = now - self._last_batch_end
+        self._last_batch_end = now
+        tokens = int(batch["attention_mask"].sum()) * self.trainer.world_size
+        self.batches_seen += 1
+        self.tokens_seen += tokens
+        self.train_seconds += dt
+        self._window = (self._window + [(tokens, dt)])[-20:]
+        rate = sum(t for t, _ in self._window) / max(sum(d for _, d in self._window), 1e-9)
+        self.log("train/tokens_per_s", rate, batch_size=1)
+        self.log("train/tokens_seen", float(self.tokens_seen), batch_size=1)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
+        if self.budget.max_tokens and self.tokens_seen >= self.budget.max_tokens:
+            self.trainer.should_stop = True
+
+    def on_validation_epoch_start(self):
+        self._last_batch_end = None  # validation time is not training throughput
+
+    # -- validation ---------------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx):
+        out = self.objective(self.model, batch)
+        weights = {"mlm": out.get("_mlm_count", 1), "nsp": out.get("_nsp_count", 1)}
+        for key, value in out.items():
+            if key.startswith("_") or key == "loss":
+                continue
+            # token-weighted means over the whole validation set, not means of batch means
+            self.log(f"val/{key}", value, batch_size=max(weights[key.split("_")[0]], 1),
+                     sync_dist=True, prog_bar=key == "mlm_loss")
+
+    # -- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        o = self.cfg.model.optimizer
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                # BERT: no weight decay on biases and LayerNorm parameters (the 1-D tensors)
+                (no_decay if p.ndim < 2 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": float(o.weight_decay)},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=float(o.lr), betas=tuple(o.betas), eps=float(o.eps))
+
+        def factor(step: int) -> float:
+            return self.budget.lr_factor(self.budget.progress(step, self.train_seconds, self.tokens_seen))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- state --------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["nlpx"] = {"batches_seen": self.batches_seen, "tokens_seen": self.tokens_seen,
+                              "train_seconds": self.train_seconds}
+
+    def on_load_checkpoint(self, checkpoint):
+        state = checkpoint.get("nlpx", {})
+        self.batches_seen = int(state.get("batches_seen", 0))
+        self.tokens_seen = int(state.get("tokens_seen", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))

@@ -1,0 +1,34 @@
+"""cfg.trainer -> lightning.Trainer with the run directory's checkpoints and loggers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+from nlpx.train.callbacks import AtomicCheckpointIO, PlainProgress
+
+
+def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: str) -> L.Trainer:
+    t = cfg.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=int(t.checkpoint_every_n_steps),
+                           save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False)
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    terminal = sys.stdout.isatty()
+    progress = RichProgressBar() if terminal else PlainProgress(int(t.log_every_n_steps))
+    # validate every N steps across the one long "epoch" of the data stream (see StreamSampler)
+    val_every = max(1, min(int(t.val_check_interval), total_batches))
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.num_nodes), strategy=t.strategy,
+        precision=t.precision, max_steps=int(t.max_steps) if t.max_steps else -1, max_epochs=-1,
+        max_time=t.max_time, gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=int(t.accumulate_grad_batches), val_check_interval=val_every,
+        check_val_every_n_epoch=None, limit_val_batches=t.limit_val_batches,
+        log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=0,
+        logger=loggers, callbacks=[last, best, progress], enable_progress_bar=terminal,
+        enable_model_summary=False, default_root_dir=str(run_dir), use_distributed_sampler=False,
+        plugins=[AtomicCheckpointIO()], deterministic=bool(t.deterministic))
