@@ -95,7 +95,7 @@ def _print_summary(summary: dict) -> None:
     Console().print(table)
 
 
-def main() -> None:
+def main() -> None:  # the console script; also `python -m nlpx.cli`
     app()
 
 

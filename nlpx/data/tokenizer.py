@@ -43,7 +43,7 @@ def train_tokenizer(sentences: Iterable[str], *, kind: str, vocab_size: int, low
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator(sentences, trainer=trainer)
         tok.post_processor = processors.RobertaProcessing(
-            sep=("</s>", tok.token_to_id("</s>")), cls=("<s>", tok.token_to_id("<s>")))
+            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
         return RobertaTokenizerFast(tokenizer_object=tok)
     raise UserError(f"model.tokenizer_kind={kind}: unknown tokenizer kind (valid: {', '.join(KINDS)})")
 

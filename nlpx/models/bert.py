@@ -37,7 +37,8 @@ class BertFamily:
         cls = self.pretraining_class(nsp)
         if self.pretrained is None:
             return cls(self.hf_config(len(tokenizer), tokenizer.pad_token_id))
-        return cls.from_pretrained(str(self.pretrained), attn_implementation=self.cfg.attn_implementation)
+        model = cls.from_pretrained(str(self.pretrained), attn_implementation=self.cfg.attn_implementation)
+        return model.train()  # from_pretrained returns eval mode; dropout must be on to train
 
     # The objective reaches the parts it needs through these, so it never computes more than the
     # loss uses (the MLM head runs on the selected positions only).

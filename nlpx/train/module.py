@@ -40,6 +40,9 @@ class PretrainModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         out = self.objective(self.model, batch)
         n = batch["input_ids"].shape[0]
+        # counted here, not in on_train_batch_end: callbacks (the checkpoint) run before that hook
+        self.batches_seen += 1
+        self.tokens_seen += int(batch["attention_mask"].sum()) * self.trainer.world_size
         for key, value in out.items():
             if not key.startswith("_"):
                 self.log(f"train/{key}", value, batch_size=n, prog_bar=key == "loss")
@@ -50,8 +53,6 @@ class PretrainModule(L.LightningModule):
         dt = now - self._last_batch_end
         self._last_batch_end = now
         tokens = int(batch["attention_mask"].sum()) * self.trainer.world_size
-        self.batches_seen += 1
-        self.tokens_seen += tokens
         self.train_seconds += dt
         self._window = (self._window + [(tokens, dt)])[-20:]
         rate = sum(t for t, _ in self._window) / max(sum(d for _, d in self._window), 1e-9)

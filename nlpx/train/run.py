@@ -67,6 +67,7 @@ def train(cfg, overrides: list[str]) -> dict:
     log.info("run directory: %s", run_dir)
 
     prepared = prepare_corpus(cfg)
+    torch.manual_seed(int(cfg.seed))  # the random init is a function of the seed
     family = get_class(cfg.model._target_)(cfg.model)
     objective_cls = get_class(cfg.objective._target_)
     model = family.pretraining_model(prepared.tokenizer, nsp=objective_cls.needs_nsp)

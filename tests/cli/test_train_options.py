@@ -1,0 +1,93 @@
+"""Every option of every config group runs a 2-step `nlpx train` (in-process, for speed)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nlpx.config import compose, group_options
+from nlpx.errors import UserError
+from nlpx.train.run import train
+
+RUN_FILES = {"config.yaml", "overrides.yaml", "metrics.jsonl", "summary.json"}
+
+
+def run(overrides):
+    return train(compose(overrides), overrides)
+
+
+def text_folder(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for b in range(3):
+        paras = [" ".join(f"book {b} paragraph {p} sentence {s} has some words."
+                          for s in range(4)) for p in range(6)]
+        (root / f"book{b}.txt").write_text("\n\n".join(paras))
+    return root
+
+
+def options_needing_hardware():
+    return {("trainer", "gpu"), ("trainer", "ddp")}
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in group_options().items() for o in opts
+                                          if (g, o) not in options_needing_hardware()])
+def test_every_option_trains_two_steps(group, option, small, tmp_path):
+    extra = [f"{group}={option}"]
+    if group == "data" and option == "text":
+        extra.append(f"data.paths=[{text_folder(tmp_path / 'books')}]")
+    if group == "logger":
+        extra = [f"logger={option}"]
+    summary = run(small(*extra))
+    run_dir = Path(summary["run_dir"])
+    assert summary["steps"] == 2
+    assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "hf" / "model.safetensors").is_file()
+    if option == "wandb":
+        assert list((run_dir / "wandb").glob("offline-run-*")), "W&B offline run files"
+    if option == "csv":
+        assert (run_dir / "csv" / "metrics.csv").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="trainer=gpu needs a CUDA GPU")
+def test_gpu_trainer_two_steps(small):
+    assert run(small("trainer=gpu"))["steps"] == 2
+
+
+def test_nsp_run_logs_nsp_metrics(small):
+    summary = run(small("objective=mlm_nsp"))
+    assert {"val/mlm_loss", "val/mlm_acc", "val/nsp_loss", "val/nsp_acc"} <= set(summary["final"])
+    rows = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    logged = set().union(*rows)
+    assert {"train/loss", "train/mlm_loss", "train/nsp_loss", "lr", "train/tokens_per_s"} <= logged
+
+
+def test_summary_records_provenance(small):
+    s = run(small())
+    assert s["parameters"] > 0 and s["tokens_seen"] > 0
+    assert set(s["versions"]) >= {"torch", "transformers", "lightning", "nlpx"}
+    assert "git_commit" in s
+
+
+def test_static_masking_and_token_budget(small):
+    s = run(small("objective.masking.mode=static", "trainer.max_steps=null", "trainer.max_tokens=1000"))
+    assert 1000 <= s["tokens_seen"] < 1000 + 8 * 64  # stops at the first batch past the budget
+
+
+def test_missing_text_path_is_a_user_error(small, tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        run(small("data=text", f"data.paths=[{tmp_path / 'nope'}]"))
+
+
+def test_tokenizer_vocab_must_fit_the_checkpoint(small, tmp_path):
+    first = run(small())
+    big = run(small("data.vocab_size=900", "experiment=big"))
+    with pytest.raises(UserError, match="vocabulary has .* tokens but the checkpoint"):
+        run(small(f"model.pretrained={first['run_dir']}", f"data.tokenizer={big['run_dir']}/hf"))
+
+
+def test_pretrained_run_directory_continues_from_its_weights(small):
+    first = run(small())
+    second = run(small(f"model.pretrained={first['run_dir']}", "experiment=ft"))
+    assert second["parameters"] == first["parameters"]

@@ -1,0 +1,45 @@
+"""Shared fixtures: small, fast configs and one tokenized-corpus cache for the whole session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NLPX = [sys.executable, "-m", "nlpx.cli"]
+
+# a small synthetic corpus and a tiny model: a 2-step run takes a second or two
+SMALL = ["model.size=tiny", "data.num_docs=200", "data.vocab_size=600", "data.seq_len=64",
+         "data.batch_size=8", "logger=none", "trainer.log_every_n_steps=1"]
+
+
+def data_dir() -> Path | None:
+    """Real data (GLUE, corpora) for integration tests: $NLPX_DATA or ../shared/data."""
+    path = Path(os.environ.get("NLPX_DATA", REPO.parent / "shared" / "data"))
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("nlpx_cache")
+
+
+@pytest.fixture
+def small(cache_dir, tmp_path):
+    """Overrides for a fast run writing under tmp_path."""
+
+    def make(*extra: str, steps: int = 2) -> list[str]:
+        return [*SMALL, f"data.cache_dir={cache_dir}", f"runs_dir={tmp_path / 'runs'}",
+                f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
+                f"trainer.checkpoint_every_n_steps={steps}", "trainer.limit_val_batches=2", *extra]
+
+    return make
+
+
+def cli_env(cache_dir: Path) -> dict:
+    env = dict(os.environ, NLPX_CACHE=str(cache_dir), WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    env.pop("NLPX_RUN_ID", None)
+    return env

@@ -1,0 +1,73 @@
+"""The config tree: every option of every group composes; presets; user errors are one line."""
+
+import pytest
+
+from nlpx.config import compose, conf_dir, group_options
+from nlpx.errors import UserError
+
+
+def test_groups_are_the_documented_ones():
+    groups = group_options()
+    assert groups["model"] == ["bert"]
+    assert groups["objective"] == ["mlm", "mlm_nsp"]
+    assert groups["data"] == ["synthetic", "text"]
+    assert groups["trainer"] == ["cpu", "ddp", "gpu"]
+    assert groups["logger"] == ["csv", "none", "wandb"]
+    assert groups["trick"] == []
+
+
+def test_defaults():
+    cfg = compose([])
+    assert (cfg.model.name, cfg.objective.name, cfg.data.name, cfg.trainer.name, cfg.logger.name) == \
+        ("bert", "mlm", "synthetic", "cpu", "wandb")
+    assert dict(cfg.trick) == {}
+    assert cfg.logger.mode == "offline"
+    assert cfg.objective.masking.ratio == 0.15 and cfg.objective.masking.mode == "dynamic"
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in group_options().items() for o in opts])
+def test_every_option_composes(group, option):
+    cfg = compose([f"{group}={option}"])
+    assert cfg[group].name == option
+
+
+@pytest.mark.parametrize("size,layers,hidden,heads", [("tiny", 2, 128, 2), ("mini", 4, 256, 4),
+                                                      ("small", 4, 512, 8), ("base", 12, 768, 12)])
+def test_size_presets(size, layers, hidden, heads):
+    m = compose([f"model.size={size}"]).model
+    assert (m.num_hidden_layers, m.hidden_size, m.num_attention_heads, m.intermediate_size) == \
+        (layers, hidden, heads, 4 * hidden)
+
+
+def test_a_preset_field_can_be_overridden():
+    m = compose(["model.size=mini", "model.num_hidden_layers=3"]).model
+    assert (m.num_hidden_layers, m.hidden_size) == (3, 256)
+
+
+def test_mlm_nsp_inherits_masking_and_uses_segment_pairs():
+    o = compose(["objective=mlm_nsp", "objective.masking.ratio=0.3"]).objective
+    assert (o.format, o.nsp, o.nsp_negative_prob, o.masking.ratio) == ("segment_pair", True, 0.5, 0.3)
+
+
+def test_gpu_trainers_use_bf16_and_ddp_strategy():
+    assert compose(["trainer=gpu"]).trainer.precision == "bf16-mixed"
+    t = compose(["trainer=ddp"]).trainer
+    assert (t.strategy, t.precision, t.accelerator) == ("ddp", "bf16-mixed", "gpu")
+
+
+def test_unknown_option_names_the_valid_ones():
+    with pytest.raises(UserError) as e:
+        compose(["objective=mlmx"])
+    assert str(e.value) == "objective=mlmx: unknown option for group 'objective' (valid: mlm, mlm_nsp)"
+
+
+def test_unknown_key_names_the_valid_keys():
+    with pytest.raises(UserError) as e:
+        compose(["objective.masking.ratioo=0.2"])
+    msg = str(e.value)
+    assert msg.startswith("objective.masking.ratioo: unknown config key")
+    assert "keep, mask, mode, random, ratio" in msg and "\n" not in msg
+
+
+def test_conf_dir_is_the_repo_tree_in_an_editable_install():
+    assert (conf_dir() / "config.yaml").is_file()
