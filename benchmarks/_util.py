@@ -29,6 +29,25 @@ def venv_bin(name: str) -> str:
     return found
 
 
+def cpu_stall_us() -> int | None:
+    """Linux PSI: total microseconds in which some runnable task waited for a CPU (None if absent).
+
+    Its growth over a run, divided by the run's wall time, is the share of the run during which
+    other work competed for the cores: ~0% on a quiet machine.
+    """
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(line.rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stall_pct(before: int | None, after: int | None, wall_s: float) -> float | None:
+    if before is None or after is None or wall_s <= 0:
+        return None
+    return round(100 * (after - before) / 1e6 / wall_s, 1)
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -66,7 +85,12 @@ def _cpu_model() -> str:
 
 
 def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    exe = Path(sys.executable)
+    try:
+        exe = exe.relative_to(REPO)  # .venv/bin/python, as the README writes it
+    except ValueError:
+        pass
+    return " ".join(shlex.quote(str(a)) for a in [exe, *sys.argv])
 
 
 def write_result(name: str, data: dict, out: str | None = None) -> Path:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from _util import REPO, median, print_table, venv_bin, write_result
+from _util import REPO, cpu_stall_us, median, print_table, stall_pct, venv_bin, write_result
 
 
 def commands() -> dict[str, list[str]]:
@@ -47,10 +47,12 @@ def main() -> None:
     for argv in cmds.values():  # warm-up: page cache, .pyc files
         run_once(argv)
     times: dict[str, list[float]] = {name: [] for name in cmds}
+    stall_before, t0 = cpu_stall_us(), time.perf_counter()
     for _ in range(args.runs):
         for name, argv in cmds.items():
             times[name].append(run_once(argv))
 
+    stall = stall_pct(stall_before, cpu_stall_us(), time.perf_counter() - t0)
     rows, results = [], {}
     for name, ts in times.items():
         results[name] = {"argv": cmds[name], "median_s": round(median(ts), 4),
@@ -64,7 +66,11 @@ def main() -> None:
         print(f"\n{name}: {median(times[name]) / median(lightning):.2f}x the time of "
               f'`python -c "import lightning"`', end="")
     print()
-    path = write_result("cli_latency", {"runs": args.runs, "warmup_runs": 1, "results": results}, args.out)
+    if stall is not None and stall > 10:
+        print(f"note: other work competed for the CPU during {stall:.0f}% of the timing (Linux PSI): "
+              "the times are inflated")
+    path = write_result("cli_latency", {"runs": args.runs, "warmup_runs": 1, "cpu_stall_pct": stall,
+                                        "results": results}, args.out)
     print(f"\nwrote {path}")
 
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _util import REPO, print_table, venv_bin, write_result
+from _util import REPO, cpu_stall_us, print_table, stall_pct, venv_bin, write_result
 
 
 def main() -> None:
@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--warm-cache", action="store_true",
                     help="use the normal data cache (NLPX_CACHE or .nlpx_cache) instead of a fresh one")
     ap.add_argument("--quiet", action="store_true", help="do not echo the run's output")
+    ap.add_argument("--max-stall", type=float, default=10.0,
+                    help="flag the run as contended above this %% of CPU stall (Linux PSI; default 10)")
     ap.add_argument("--out", help="result JSON path (default benchmarks/results/default_train.json)")
     ap.add_argument("overrides", nargs="*", help="extra overrides after `--`, e.g. trainer.max_steps=100")
     args = ap.parse_args()
@@ -43,7 +45,7 @@ def main() -> None:
         shown = "nlpx train logger=none " + " ".join(["runs_dir=<tmp>", *args.overrides])
         print(f"running: {shown}  (data cache: {'warm' if args.warm_cache else 'fresh, temporary'})",
               flush=True)
-        load_before = os.getloadavg()
+        load_before, stall_before = os.getloadavg(), cpu_stall_us()
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -54,7 +56,7 @@ def main() -> None:
                 print("  | " + line, end="", flush=True)
         rc = proc.wait()
         wall = time.perf_counter() - t0
-        load_after = os.getloadavg()
+        load_after, stall = os.getloadavg(), stall_pct(stall_before, cpu_stall_us(), wall)
         if rc != 0:
             sys.exit(f"nlpx train failed (exit {rc}):\n{''.join(lines[-40:])}")
         summaries = list(runs_dir.glob("*/*/summary.json"))
@@ -89,12 +91,14 @@ def main() -> None:
         "final": summary["final"], "versions": summary.get("versions"),
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in load_after],
+        "cpu_stall_pct": stall,  # share of the run in which some task waited for a CPU (Linux PSI)
     }
     print()
     print_table(["", "value"], [
         ["command wall time", f"{wall:.1f} s"],
         ["  of which train() (data, fit, val, export)", f"{summary.get('wall_seconds', float('nan')):.1f} s"],
         ["  of which training batches", f"{summary['train_seconds']:.1f} s"],
+        ["CPU stall (other work competing)", "n/a" if stall is None else f"{stall:.0f}%"],
         ["steps", summary["steps"]],
         ["tokens seen", f"{summary['tokens_seen']:,}"],
         ["tokens/s (tokens seen / training s)", f"{tokens_per_s:,.0f}" if tokens_per_s else "n/a"],
@@ -103,11 +107,10 @@ def main() -> None:
         [f"first val/mlm_acc (step {first['step']})", f"{first.get('val/mlm_acc', float('nan')):.4f}"],
         [f"last val/mlm_acc (step {last['step']})", f"{last.get('val/mlm_acc', float('nan')):.4f}"],
     ], "lr")
-    busy = max(load_before[0], load_after[0], load_after[2]) > (os.cpu_count() or 1) + 0.5
+    busy = stall is not None and stall > args.max_stall
     if busy:
-        print(f"\nnote: the machine was busy (load average {load_before[0]:.1f} before, "
-              f"{load_after[0]:.1f} / {load_after[2]:.1f} (1/15 min) after, {os.cpu_count()} cores): "
-              "the times above are inflated by other work")
+        print(f"\nnote: other work competed for the CPU during {stall:.0f}% of the run (Linux PSI CPU "
+              "stall): the times above are inflated; run again on a quiet machine")
     result["machine_busy"] = busy
     path = write_result("default_train", result, args.out)
     print(f"\nwrote {path}")

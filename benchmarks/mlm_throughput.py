@@ -16,6 +16,10 @@ Tokens/s = non-pad tokens of the timed steps / time from the end of the last war
 end of the last step (data loading + forward + backward + optimizer step, as a user sees it).
 Each run is its own subprocess; runs alternate A B B A A B ... so drift of this shared machine
 hits both sides alike. Reported: per-run tokens/s, the median per side and the ratio of medians.
+A pair during which other work competed for the CPU (Linux PSI CPU stall above --max-stall) is
+kept in the JSON but left out of the medians and replaced by an extra pair (--max-extra-pairs):
+with 2 threads on 2 shared cores, contention slows both sides to a similar crawl and the ratio
+would mean nothing.
 
 Data: WikiText-2 (valid + test, the splits on disk) from $NLPX_DATA/corpus/wikitext-2
 (NLPX_DATA defaults to ../shared/data relative to the repo root) with a 30k WordPiece vocabulary;
@@ -35,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _util import REPO, median, print_table, write_result
+from _util import REPO, cpu_stall_us, median, print_table, stall_pct, write_result
 
 THIS = Path(__file__).resolve()
 
@@ -50,7 +54,7 @@ def data_choice(requested: str, vocab_size: int) -> tuple[list[str], str]:
     if requested == "text" or (requested == "auto" and have):
         if not have:
             sys.exit(f"--data text: no WikiText-2 corpus at {wikitext}")
-        return ([f"data=text", f"data.paths=[{wikitext}]", f"data.vocab_size={vocab_size}"],
+        return (["data=text", f"data.paths=[{wikitext}]", f"data.vocab_size={vocab_size}"],
                 f"WikiText-2 ({wikitext}), WordPiece vocab_size={vocab_size}")
     note = "" if requested == "synthetic" else f" (WikiText-2 not found at {wikitext}: fell back)"
     return ["data=synthetic"], "synthetic corpus" + note
@@ -123,11 +127,18 @@ def worker_nlpx(args, overrides: list[str]) -> dict:
         return trainer
 
     trainer_mod.build_trainer = build_trainer_with_timer  # run.py imports it at call time
+    import nlpx.train.run as run_mod
+
+    if hasattr(run_mod, "build_trainer"):  # in case run.py ever imports it at module level
+        run_mod.build_trainer = build_trainer_with_timer
     with tempfile.TemporaryDirectory(prefix="nlpx-bench-") as tmp:
         overrides = [*overrides, f"runs_dir={tmp}"]
         cfg = compose(overrides)
         summary = train(cfg, overrides)
         rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines() if x]
+    if not rec["ends"]:
+        raise SystemExit("the step timer never ran: nlpx.train.run.train no longer builds its Trainer "
+                         "through nlpx.train.trainer.build_trainer; update benchmarks/mlm_throughput.py")
     windows = [r["train/tokens_per_s"] for r in rows if "train/tokens_per_s" in r]
     out = steady_rate(rec["ends"], rec["tokens"], args.warmup_steps)
     out.update({k: rec.get(k) for k in ("threads", "param_dtype", "parameters", "precision")})
@@ -239,26 +250,37 @@ def prepare_data(overrides: list[str]) -> dict:
         k: prepared.meta[k] for k in ("train_docs", "val_docs", "train_tokens", "val_tokens")}}
 
 
-def spawn(side: str, args, overrides: list[str], tmp: str, r: int) -> dict:
-    out = Path(tmp) / f"{side}-{r}.json"
+def spawn(side: str, args, overrides: list[str], tmp: str, tag: str) -> dict:
+    out = Path(tmp) / f"{side}-{tag}.json"
     argv = [sys.executable, str(THIS), "--worker", side, "--worker-out", str(out),
             "--overrides-json", json.dumps(overrides), "--threads", str(args.threads),
             "--warmup-steps", str(args.warmup_steps), "--steps", str(args.steps)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    load_before = os.getloadavg()[0]
+    load_before, stall_before, t0 = os.getloadavg()[0], cpu_stall_us(), time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
+    wall, stall_after = time.perf_counter() - t0, cpu_stall_us()
     if proc.returncode != 0 or not out.is_file():
-        sys.exit(f"{side} run {r + 1} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+        sys.exit(f"{side} run {tag} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
     result = json.loads(out.read_text())
     result["load_avg_1min_before"] = round(load_before, 2)
+    # share of the run's wall time in which some task on the machine waited for a CPU: ~0 when
+    # this run had the cores to itself, high when other work competed with it
+    result["cpu_stall_pct"] = stall_pct(stall_before, stall_after, wall)
     return result
+
+
+def describe(res: dict) -> str:
+    stall = "n/a" if res["cpu_stall_pct"] is None else f"{res['cpu_stall_pct']:.0f}%"
+    return (f"{res['tokens_per_s']:8,.0f} tokens/s  (median step {res['median_step_s']:.3f}s, "
+            f"{res['steps_timed']} steps timed, threads {res['threads']}, {res['param_dtype']}, "
+            f"peak RSS {res['peak_rss_mb']:.0f} MB, CPU stall {stall}, load {res['load_avg_1min_before']})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3, help="runs per side (default 3)")
+    ap.add_argument("--repeats", type=int, default=3, help="run pairs (nlpx + baseline) wanted (default 3)")
     ap.add_argument("--steps", type=int, default=20, help="optimizer steps per run (default 20)")
     ap.add_argument("--warmup-steps", type=int, default=5,
                     help="first steps left out of the timing (default 5)")
@@ -271,6 +293,15 @@ def main() -> None:
                     help="auto: WikiText-2 if present, else synthetic")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads on both sides (default: torch.get_num_threads() here)")
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra nlpx override for both sides (the baseline reads cfg.model and "
+                         "cfg.trainer too), e.g. model.hidden_dropout_prob=0; repeatable")
+    ap.add_argument("--max-stall", type=float, default=10.0,
+                    help="a pair in which a run's CPU stall (Linux PSI: time some task waited for "
+                         "a CPU) exceeds this %% is contended: kept in the JSON, left out of the "
+                         "medians, and replaced by an extra pair (default 10; <0 disables)")
+    ap.add_argument("--max-extra-pairs", type=int, default=2,
+                    help="extra pairs allowed to replace contended ones (default 2)")
     ap.add_argument("--out", help="result JSON path (default benchmarks/results/mlm_throughput.json)")
     ap.add_argument("--worker", choices=("nlpx", "hf"), help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -283,69 +314,92 @@ def main() -> None:
     if args.worker:
         run_worker(args)
         return
+    os.chdir(REPO)  # the parent and the workers must resolve the same relative data cache
     if args.steps <= args.warmup_steps:
         sys.exit("--steps must be larger than --warmup-steps")
 
     data_overrides, data_desc = data_choice(args.data, args.vocab_size)
-    overrides = base_overrides(args, data_overrides)
+    overrides = base_overrides(args, data_overrides) + list(args.override)
     print(f"data: {data_desc}")
     print(f"settings: model.size={args.size} seq_len={args.seq_len} batch_size={args.batch_size} "
           f"steps={args.steps} (timed: the last {args.steps - args.warmup_steps}) "
-          f"repeats={args.repeats} torch threads={args.threads} fp32")
+          f"pairs={args.repeats} torch threads={args.threads} fp32"
+          + (f" overrides: {' '.join(args.override)}" if args.override else ""))
     t0 = time.perf_counter()
     data_info = prepare_data(overrides)
     print(f"corpus: {data_info['train_tokens']:,} train tokens, vocabulary {data_info['vocab_size']:,} "
           f"(prepared in {time.perf_counter() - t0:.1f}s)\n", flush=True)
 
-    runs: dict[str, list[dict]] = {"nlpx": [], "hf": []}
+    pairs: list[dict] = []
+    use_psi = args.max_stall >= 0 and cpu_stall_us() is not None
     with tempfile.TemporaryDirectory(prefix="mlm-bench-") as tmp:
-        for r in range(args.repeats):
-            order = ("nlpx", "hf") if r % 2 == 0 else ("hf", "nlpx")  # A B, B A, ...: cancels drift
+        while (sum(p["clean"] for p in pairs) < args.repeats
+               and len(pairs) < args.repeats + (args.max_extra_pairs if use_psi else 0)):
+            i = len(pairs)
+            order = ("nlpx", "hf") if i % 2 == 0 else ("hf", "nlpx")  # A B, B A, ...: cancels drift
+            pair = {}
             for side in order:
-                res = spawn(side, args, overrides, tmp, r)
-                runs[side].append(res)
-                print(f"run {r + 1}/{args.repeats} {side:>4}: {res['tokens_per_s']:8,.0f} tokens/s  "
-                      f"(median step {res['median_step_s']:.3f}s, {res['steps_timed']} steps timed, "
-                      f"threads {res['threads']}, {res['param_dtype']}, peak RSS {res['peak_rss_mb']:.0f} MB, "
-                      f"load {res['load_avg_1min_before']})", flush=True)
+                pair[side] = spawn(side, args, overrides, tmp, str(i))
+                print(f"pair {i + 1} {side:>4}: {describe(pair[side])}", flush=True)
+            stalls = [pair[s]["cpu_stall_pct"] for s in order]
+            pair["clean"] = not use_psi or all(x is not None and x <= args.max_stall for x in stalls)
+            pair["ratio"] = pair["nlpx"]["tokens_per_s"] / pair["hf"]["tokens_per_s"]
+            if not pair["clean"]:
+                print(f"pair {i + 1}: contended (CPU stall above {args.max_stall:g}%): left out of the medians",
+                      flush=True)
+            pairs.append(pair)
 
-    med = {side: median([x["tokens_per_s"] for x in rs]) for side, rs in runs.items()}
+    used = [p for p in pairs if p["clean"]]
+    all_contended = not used
+    if all_contended:
+        used = pairs
+    med = {side: median([p[side]["tokens_per_s"] for p in used]) for side in ("nlpx", "hf")}
+    med_step = {side: median([p[side]["median_step_s"] for p in used]) for side in ("nlpx", "hf")}
     ratio = med["nlpx"] / med["hf"]
-    pair_ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(runs["nlpx"], runs["hf"])]
+    step_ratio = med_step["hf"] / med_step["nlpx"]
     # same work on both sides: same threads, dtype, parameters and tokens per batch in every run
     mismatch = [k for k in ("threads", "param_dtype", "parameters", "tokens_per_batch")
-                if {x[k] for x in runs["nlpx"]} != {x[k] for x in runs["hf"]}]
+                if {p["nlpx"][k] for p in pairs} != {p["hf"][k] for p in pairs}]
+
+    def per_run(side):
+        return "  ".join(f"{p[side]['tokens_per_s']:,.0f}" + ("" if p["clean"] else "*") for p in pairs)
 
     print()
     print_table(["", "nlpx", "HF Trainer"], [
-        ["tokens/s per run", "  ".join(f"{x['tokens_per_s']:,.0f}" for x in runs["nlpx"]),
-         "  ".join(f"{x['tokens_per_s']:,.0f}" for x in runs["hf"])],
-        ["median tokens/s", f"{med['nlpx']:,.0f}", f"{med['hf']:,.0f}"],
-        ["median step (s)", f"{median([x['median_step_s'] for x in runs['nlpx']]):.3f}",
-         f"{median([x['median_step_s'] for x in runs['hf']]):.3f}"],
-        ["tokens / selected per batch", f"{runs['nlpx'][0]['tokens_per_batch']:.0f} / "
-         f"{median([x['selected_per_batch'] for x in runs['nlpx']]):.0f}",
-         f"{runs['hf'][0]['tokens_per_batch']:.0f} / {median([x['selected_per_batch'] for x in runs['hf']]):.0f}"],
-        ["parameters", f"{runs['nlpx'][0]['parameters']:,}", f"{runs['hf'][0]['parameters']:,}"],
-        ["peak RSS (MB, median)", f"{median([x['peak_rss_mb'] for x in runs['nlpx']]):.0f}",
-         f"{median([x['peak_rss_mb'] for x in runs['hf']]):.0f}"],
+        ["tokens/s per run (* contended)", per_run("nlpx"), per_run("hf")],
+        [f"median tokens/s ({len(used)} pairs)", f"{med['nlpx']:,.0f}", f"{med['hf']:,.0f}"],
+        ["median step (s)", f"{med_step['nlpx']:.3f}", f"{med_step['hf']:.3f}"],
+        ["tokens / selected per batch", f"{pairs[0]['nlpx']['tokens_per_batch']:.0f} / "
+         f"{median([p['nlpx']['selected_per_batch'] for p in pairs]):.0f}",
+         f"{pairs[0]['hf']['tokens_per_batch']:.0f} / {median([p['hf']['selected_per_batch'] for p in pairs]):.0f}"],
+        ["parameters", f"{pairs[0]['nlpx']['parameters']:,}", f"{pairs[0]['hf']['parameters']:,}"],
+        ["peak RSS (MB, median)", f"{median([p['nlpx']['peak_rss_mb'] for p in pairs]):.0f}",
+         f"{median([p['hf']['peak_rss_mb'] for p in pairs]):.0f}"],
     ])
-    print(f"\nratio of medians nlpx / HF Trainer: {ratio:.2f}x   (per pair: "
-          f"{', '.join(f'{x:.2f}' for x in pair_ratios)})   target >= 2x: {'met' if ratio >= 2 else 'NOT met'}")
+    pair_text = ", ".join(f"{p['ratio']:.2f}" + ("" if p["clean"] else "*") for p in pairs)
+    print(f"\nratio of medians nlpx / HF Trainer: {ratio:.2f}x   (per pair: {pair_text}; "
+          f"from median step times: {step_ratio:.2f}x)   target >= 2x: {'met' if ratio >= 2 else 'NOT met'}")
     if mismatch:
         print(f"WARNING: the two sides differ in {', '.join(mismatch)}: the comparison is not like for like")
-    if any(x["load_avg_1min_before"] > (os.cpu_count() or 1) + 0.5 for rs in (runs["nlpx"], runs["hf"]) for x in rs):
-        print("note: the machine was busy (1-min load average above the core count) during some runs; "
-              "absolute tokens/s are low, the ratio is the number to quote")
+    if all_contended:
+        print("WARNING: every pair ran while other work competed for the CPU (see CPU stall): the "
+              "numbers are unreliable; run again on a quiet machine")
+    elif not use_psi:
+        print("note: no /proc/pressure/cpu here: contended runs cannot be detected")
 
     result = {
         "settings": {"model_size": args.size, "seq_len": args.seq_len, "batch_size": args.batch_size,
-                     "steps": args.steps, "warmup_steps": args.warmup_steps, "repeats": args.repeats,
+                     "steps": args.steps, "warmup_steps": args.warmup_steps, "pairs_wanted": args.repeats,
                      "threads": args.threads, "precision": "fp32", "data": data_desc,
-                     "data_info": data_info, "nlpx_overrides": overrides + ["runs_dir=<tmp>"]},
-        "runs": {"nlpx": runs["nlpx"], "hf_trainer": runs["hf"]},
+                     "data_info": data_info, "extra_overrides": list(args.override),
+                     "max_stall_pct": args.max_stall if use_psi else None,
+                     "nlpx_overrides": overrides + ["runs_dir=<tmp>"]},
+        "pairs": [{"clean": p["clean"], "ratio": round(p["ratio"], 3), "nlpx": p["nlpx"], "hf_trainer": p["hf"]}
+                  for p in pairs],
+        "pairs_used": len(used), "all_contended": all_contended,
         "median_tokens_per_s": {"nlpx": round(med["nlpx"], 1), "hf_trainer": round(med["hf"], 1)},
-        "ratio_of_medians": round(ratio, 3), "pair_ratios": [round(x, 3) for x in pair_ratios],
+        "median_step_s": {"nlpx": round(med_step["nlpx"], 4), "hf_trainer": round(med_step["hf"], 4)},
+        "ratio_of_medians": round(ratio, 3), "ratio_of_median_step_times": round(step_ratio, 3),
         "target_ratio": 2.0, "target_met": ratio >= 2.0, "mismatched": mismatch,
     }
     path = write_result("mlm_throughput", result, args.out)

@@ -116,7 +116,9 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
     if n_docs < 2:
         raise UserError("data: the corpus has one document; a validation split needs at least two "
                         "(use data.doc_split=blank_line or give more files)")
-    n_val = max(1, round(val_fraction * n_docs))
+    # at least two validation documents where the corpus allows it: NSP's "random next"
+    # segments must come from another document of the same split
+    n_val = max(min(2, n_docs - 1), round(val_fraction * n_docs))
     is_val = np.zeros(n_docs, dtype=bool)
     is_val[np.argsort(_doc_hash(n_docs), kind="stable")[:n_val]] = True
 
@@ -143,6 +145,10 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
     for s, (docs, toks) in counts.items():
         if docs == 0:
             raise UserError(f"data: the {s} split has no text after tokenization")
+    wanted = spec["tokenizer"].get("vocab_size")
+    if wanted and len(tokenizer) < wanted:
+        log.warning("data.vocab_size=%d: the corpus supports only %d tokens; the tokenizer has %d",
+                    wanted, len(tokenizer), len(tokenizer))
     tokenizer.save_pretrained(str(tmp / "tokenizer"))
     meta = {"spec": spec, "vocab_size": len(tokenizer), "documents": n_docs,
             **{f"{s}_docs": c[0] for s, c in counts.items()},

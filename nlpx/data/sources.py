@@ -106,9 +106,21 @@ def _iter_documents(files, doc_split, sentences, text_field) -> Iterator[list[st
             docs = _text_documents(f, doc_split, sentences, stats)
         yield from docs
         if stats.bad_bytes:
-            log.warning("%s: %d invalid UTF-8 byte(s) replaced with U+FFFD", f, stats.bad_bytes)
+            _warn_once(f, "%s: %d invalid UTF-8 byte(s) replaced with U+FFFD", f, stats.bad_bytes)
         if not stats.has_text:
-            log.warning("%s: empty or whitespace-only file, skipped", f)
+            _warn_once(f, "%s: empty or whitespace-only file, skipped", f)
+
+
+_warned: set[tuple] = set()
+
+
+def _warn_once(f: pathlib.Path, message: str, *args) -> None:
+    """Building the cache reads the corpus twice (tokenizer, then tokens): warn once per file state."""
+    st = f.stat()
+    key = (str(f.resolve()), st.st_size, st.st_mtime_ns, message)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
 
 
 class _ReadStats:

@@ -22,6 +22,7 @@ class JsonlLogger(Logger):
     def __init__(self, path: Path, resume_step: int | None = None):
         super().__init__()
         self.path = Path(path)
+        self.global_step = None  # set by the run to a callable returning trainer.global_step
         if resume_step is not None and self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
                     if line and json.loads(line).get("step", 0) <= resume_step]
@@ -41,6 +42,10 @@ class JsonlLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics, step=None):
+        # Lightning passes a 0-based batch counter (99 for what the progress bar calls step 100);
+        # rows carry the optimizer step count instead, the number a reader compares runs by
+        if self.global_step is not None:
+            step = self.global_step()
         row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -27,6 +27,7 @@ class PretrainModule(L.LightningModule):
         self.batches_seen = 0
         self.tokens_seen = 0
         self.train_seconds = 0.0
+        self.last_val_step: int | None = None
         self._last_batch_end: float | None = None
         self._window: list[tuple[int, float]] = []
 
@@ -64,6 +65,10 @@ class PretrainModule(L.LightningModule):
 
     def on_validation_epoch_start(self):
         self._last_batch_end = None  # validation time is not training throughput
+
+    def on_validation_epoch_end(self):
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.last_val_step = self.trainer.global_step
 
     # -- validation ---------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx):

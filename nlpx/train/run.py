@@ -81,11 +81,17 @@ def train(cfg, overrides: list[str]) -> dict:
     module = PretrainModule(cfg, model, objective, budget)
     loggers = build_loggers(cfg, run_dir, config_dict, resume_step=start_step if ckpt else None)
     trainer = build_trainer(cfg, run_dir, loggers, total_batches=total_batches, monitor="val/mlm_loss")
+    loggers[0].global_step = lambda: trainer.global_step
+    if ckpt is None:  # the starting point of the validation curve (logged at step 0)
+        trainer.validate(module, datamodule=data, verbose=False, weights_only=True)
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
-    final = trainer.validate(module, datamodule=data, verbose=False, weights_only=True)[0]
+    if module.last_val_step == trainer.global_step:  # fit already validated the final weights
+        final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    else:
+        final = trainer.validate(module, datamodule=data, verbose=False, weights_only=True)[0]
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # collective: every rank calls it
     if not trainer.is_global_zero:
         return {}
-    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     export_hf(model, prepared.tokenizer, run_dir / "hf")
     summary = {
         "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),

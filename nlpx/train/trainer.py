@@ -9,6 +9,15 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from nlpx.train.callbacks import AtomicCheckpointIO, PlainProgress
+from nlpx.train.schedule import parse_duration
+
+
+def _max_time(value):
+    """Lightning takes a timedelta; nlpx accepts seconds or DD:HH:MM:SS."""
+    from datetime import timedelta
+
+    seconds = parse_duration(value)
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: str) -> L.Trainer:
@@ -25,7 +34,7 @@ def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: s
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.num_nodes), strategy=t.strategy,
         precision=t.precision, max_steps=int(t.max_steps) if t.max_steps else -1, max_epochs=-1,
-        max_time=t.max_time, gradient_clip_val=t.gradient_clip_val,
+        max_time=_max_time(t.max_time), gradient_clip_val=t.gradient_clip_val,
         accumulate_grad_batches=int(t.accumulate_grad_batches), val_check_interval=val_every,
         check_val_every_n_epoch=None, limit_val_batches=t.limit_val_batches,
         log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=0,

@@ -127,3 +127,15 @@ def test_multirun_typo_fails_before_any_job(cache_dir, tmp_path):
     out = nlpx("train", "-m", "objective=mlm,mlmx", f"runs_dir={tmp_path}", cache_dir=cache_dir)
     assert out.returncode == 2 and "objective=mlmx: unknown option" in out.stderr
     assert not list(tmp_path.rglob("config.yaml"))
+
+
+def test_ddp_trainer_runs_two_processes_on_cpu(cache_dir, tmp_path):
+    """trainer=ddp through Lightning's launcher (gloo on CPU): both ranks share one run directory."""
+    out = nlpx("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+               "trainer.precision=32-true", *SMALL, f"runs_dir={tmp_path}", "trainer.max_steps=2",
+               "trainer.val_check_interval=2", "trainer.limit_val_batches=2", cache_dir=cache_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = only_run(tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 2
+    assert summary["tokens_seen"] == 2 * 2 * 8 * 64  # 2 steps x 2 ranks x batch 8 x 64 tokens (packed)
