@@ -22,7 +22,7 @@ from nlpx.data.corpus import TokenizedCorpus
 from nlpx.errors import UserError
 
 log = logging.getLogger("nlpx.data")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: at least two validation documents
 SPLITS = ("train", "val")
 _ENCODE_BATCH = 4096  # sentences per tokenizers.encode_batch call
 

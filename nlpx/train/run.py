@@ -57,15 +57,8 @@ def train(cfg, overrides: list[str]) -> dict:
         run_dir = run_dir_for(cfg)
     budget = Budget.from_cfg(cfg.trainer)
     config_dict = OmegaConf.to_container(cfg, resolve=True)
-    is_child = _is_ddp_child()
-    if not is_child:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-        history = run_dir / "overrides.yaml"
-        previous = OmegaConf.to_container(OmegaConf.load(history)) if history.exists() else []
-        atomic_write_text(history, OmegaConf.to_yaml(previous + [list(overrides)]))
-    log.info("run directory: %s", run_dir)
 
+    # everything a user can get wrong is checked before the run directory exists
     prepared = prepare_corpus(cfg)
     torch.manual_seed(int(cfg.seed))  # the random init is a function of the seed
     family = get_class(cfg.model._target_)(cfg.model)
@@ -73,6 +66,14 @@ def train(cfg, overrides: list[str]) -> dict:
     model = family.pretraining_model(prepared.tokenizer, nsp=objective_cls.needs_nsp)
     check_vocab(prepared.tokenizer, model.config.vocab_size, str(cfg.model.pretrained))
     objective = objective_cls(cfg.objective, family)
+
+    if not _is_ddp_child():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        history = run_dir / "overrides.yaml"
+        previous = OmegaConf.to_container(OmegaConf.load(history)) if history.exists() else []
+        atomic_write_text(history, OmegaConf.to_yaml(previous + [list(overrides)]))
+    log.info("run directory: %s", run_dir)
 
     accumulate = int(cfg.trainer.accumulate_grad_batches)
     total_batches = budget.max_steps * accumulate if budget.max_steps else UNBOUNDED_BATCHES

@@ -40,7 +40,7 @@ def test_user_errors_are_one_line_exit_2(args, fragment, cache_dir, tmp_path):
     out = nlpx("train", *SMALL, f"runs_dir={tmp_path}", *args, cache_dir=cache_dir)
     assert out.returncode == 2, out.stderr
     assert fragment in out.stderr and "Traceback" not in out.stderr
-    assert not list(tmp_path.rglob("summary.json"))
+    assert not list(tmp_path.rglob("*.yaml")) and not list(tmp_path.rglob("summary.json"))
 
 
 def test_config_prints_yaml_and_parameter_count(cache_dir):
@@ -139,3 +139,14 @@ def test_ddp_trainer_runs_two_processes_on_cpu(cache_dir, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 2
     assert summary["tokens_seen"] == 2 * 2 * 8 * 64  # 2 steps x 2 ranks x batch 8 x 64 tokens (packed)
+
+
+def test_empty_corpus_exits_2_and_writes_nothing(cache_dir, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "blank.txt").write_text("\n \n\n")
+    out = nlpx("train", *SMALL, "data=text", f"data.paths=[{corpus}]", f"runs_dir={tmp_path / 'runs'}",
+               cache_dir=cache_dir)
+    assert out.returncode == 2
+    assert "data.paths: no text found in 1 file(s)" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists()
