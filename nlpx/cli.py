@@ -83,7 +83,7 @@ def _print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(caption=f"run directory: {summary['run_dir']}", show_header=True)
+    table = Table(show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in summary["final"].items():
@@ -92,7 +92,9 @@ def _print_summary(summary: dict) -> None:
     table.add_row("tokens seen", f"{summary['tokens_seen']:,}")
     table.add_row("train seconds", f"{summary['train_seconds']:.1f}")
     table.add_row("parameters", f"{summary['parameters']:,}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: {summary['run_dir']}", soft_wrap=True)
 
 
 def main() -> None:  # the console script; also `python -m nlpx.cli`
