@@ -13,15 +13,19 @@ from nlpx.errors import UserError
 VAL_SEED = 0  # validation masks are the same for every run seed, so seeds compare on one val set
 
 
+# objective.format -> how examples are cut from the corpus
+FORMATS = {
+    "full_sentences": lambda corpus, tok, obj, n: PackedInstances(corpus, n, tok.cls_token_id,
+                                                                  tok.sep_token_id),
+    "segment_pair": lambda corpus, tok, obj, n: SegmentPairInstances(
+        corpus, n, tok.cls_token_id, tok.sep_token_id, negative_prob=float(obj.nsp_negative_prob)),
+}
+
+
 def build_instances(fmt: str, corpus, tokenizer, objective_cfg, seq_len: int):
-    """objective.format -> how examples are cut from the corpus."""
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    if fmt == "full_sentences":
-        return PackedInstances(corpus, seq_len, cls, sep)
-    if fmt == "segment_pair":
-        return SegmentPairInstances(corpus, seq_len, cls, sep,
-                                    negative_prob=float(objective_cfg.nsp_negative_prob))
-    raise UserError(f"objective.format={fmt}: unknown input format (valid: full_sentences, segment_pair)")
+    if fmt not in FORMATS:
+        raise UserError(f"objective.format={fmt}: unknown input format (valid: {', '.join(FORMATS)})")
+    return FORMATS[fmt](corpus, tokenizer, objective_cfg, seq_len)
 
 
 def masking_config(objective_cfg) -> MaskingConfig:
