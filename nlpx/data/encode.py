@@ -1,0 +1,42 @@
+"""Sentence (pair) examples -> token ids, for fine-tuning and evaluation.
+
+Encoded once with the fast tokenizer's batch call and kept unpadded: batches are padded to their
+own longest member (see buckets.py), so the lengths returned here drive the bucketing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Encoded:
+    input_ids: list[np.ndarray]
+    token_type_ids: list[np.ndarray] | None  # None for families without segment ids (RoBERTa)
+    labels: np.ndarray | None  # class ids (int64) or scores (float32); None for unlabelled splits
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_examples(examples, tokenizer, *, max_length: int, regression: bool = False) -> Encoded:
+    """Tokenize (text_a[, text_b]) with truncation to max_length ("longest_first", as HF's glue)."""
+    first = [e.text_a for e in examples]
+    pairs = examples and examples[0].text_b is not None
+    second = [e.text_b for e in examples] if pairs else None
+    enc = tokenizer(first, second, truncation=True, max_length=max_length, padding=False,
+                    return_attention_mask=False)
+    ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
+    types = ([np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"]]
+             if "token_type_ids" in enc else None)
+    if not examples or examples[0].label is None:
+        labels = None
+    else:
+        labels = np.asarray([e.label for e in examples], dtype=np.float32 if regression else np.int64)
+    return Encoded(ids, types, labels)
