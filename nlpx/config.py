@@ -54,7 +54,7 @@ def compose(overrides: list[str], config_name: str = "config"):
     try:
         return _compose_raw(overrides, config_name)
     except MissingConfigException as e:
-        raise UserError(_missing_option_message(str(e), overrides)) from None
+        raise UserError(_missing_option_message(str(e))) from None
     except OverrideParseException as e:
         raise UserError(f"cannot parse override: {str(e).splitlines()[0]}") from None
     except ConfigCompositionException as e:
@@ -63,7 +63,7 @@ def compose(overrides: list[str], config_name: str = "config"):
         raise UserError(f"config: {str(e).splitlines()[0]}") from None
 
 
-def _missing_option_message(text: str, overrides: list[str]) -> str:
+def _missing_option_message(text: str) -> str:
     m = re.search(r"Could not (?:find|load) '([^']+)/([^'/]+)'", text)
     if not m:
         return f"config: {text.splitlines()[0]}"

@@ -142,7 +142,7 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
             flush()
     flush()
     counts = {s: w.close() for s, w in writers.items()}
-    for s, (docs, toks) in counts.items():
+    for s, (docs, _) in counts.items():
         if docs == 0:
             raise UserError(f"data: the {s} split has no text after tokenization")
     wanted = spec["tokenizer"].get("vocab_size")

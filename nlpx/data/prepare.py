@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra.utils import get_class
 
 from nlpx.data.cache import PreparedCorpus, file_digest, prepare
@@ -27,8 +29,6 @@ def tokenizer_source(cfg) -> tuple[dict, object]:
 
 
 def _tokenizer_file(folder):
-    from pathlib import Path
-
     f = Path(str(folder)) / "tokenizer.json"
     return f if f.is_file() else None
 

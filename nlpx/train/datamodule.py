@@ -58,17 +58,18 @@ class PretrainDataModule(L.LightningDataModule):
                           collate_fn=self.collate, num_workers=workers,
                           persistent_workers=workers > 0)
 
+    def _rank_world(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+
     def train_dataloader(self):
-        rank = self.trainer.global_rank if self.trainer else 0
-        world = self.trainer.world_size if self.trainer else 1
+        rank, world = self._rank_world()
         sampler = StreamSampler(len(self.train_set), batch_size=int(self.cfg.data.batch_size),
                                 total_batches=self.total_batches, seed=int(self.cfg.seed),
                                 start_batch=self.start_batch, rank=rank, world_size=world)
         return self._loader(self.train_set, sampler)
 
     def val_dataloader(self):
-        rank = self.trainer.global_rank if self.trainer else 0
-        world = self.trainer.world_size if self.trainer else 1
+        rank, world = self._rank_world()
         return self._loader(self.val_set, _ValKeys(len(self.val_set), rank, world))
 
 

@@ -85,7 +85,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self):
         o = self.cfg.model.optimizer
         decay, no_decay = [], []
-        for name, p in self.named_parameters():
+        for p in self.parameters():
             if p.requires_grad:
                 # BERT: no weight decay on biases and LayerNorm parameters (the 1-D tensors)
                 (no_decay if p.ndim < 2 else decay).append(p)
