@@ -55,6 +55,30 @@ def train(overrides: Optional[List[str]] = Overrides,
         _print_summary(summary)
 
 
+eval_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                       help="Evaluate a checkpoint on a benchmark (fine-tuning where the benchmark needs it).")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("glue", context_settings=_EXTRA, help=(
+        "Fine-tune and score a checkpoint on the GLUE tasks (dev), several seeds, with the official "
+        "metrics; writes results.{json,csv,md}, dev predictions and submission.zip under "
+        "runs/glue/<run_id>/.\n\nExample: nlpx eval glue model.pretrained=runs/default/<run> "
+        "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH task.lr=3e-5\n\n"
+        "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>"))
+def eval_glue(overrides: Optional[List[str]] = Overrides):
+    try:
+        _setup_logging()
+        from nlpx.eval.glue_run import eval_glue as run_eval
+
+        report = run_eval(list(overrides or []))
+    except UserError as e:
+        _fail(str(e))
+    from nlpx.eval.glue_report import print_table
+
+    print_table(report)
+
+
 @app.command(context_settings=_EXTRA, help="Print the composed config as YAML, with the parameter count.")
 def config(overrides: Optional[List[str]] = Overrides):
     try:
@@ -88,10 +112,11 @@ def _print_summary(summary: dict) -> None:
     table.add_column("value", justify="right")
     for key, value in summary["final"].items():
         table.add_row(key, f"{value:.4f}")
-    table.add_row("steps", str(summary["steps"]))
-    table.add_row("tokens seen", f"{summary['tokens_seen']:,}")
-    table.add_row("train seconds", f"{summary['train_seconds']:.1f}")
-    table.add_row("parameters", f"{summary['parameters']:,}")
+    rows = [("steps", "steps", str), ("epoch kept", "epoch", str), ("tokens seen", "tokens_seen", "{:,}".format),
+            ("train seconds", "train_seconds", "{:.1f}".format), ("parameters", "parameters", "{:,}".format)]
+    for label, key, fmt in rows:
+        if key in summary:
+            table.add_row(label, fmt(summary[key]))
     console = Console()
     console.print(table)
     console.print(f"run directory: {summary['run_dir']}", soft_wrap=True)

@@ -21,13 +21,39 @@ def conf_dir() -> Path:
 
 
 def group_options() -> dict[str, list[str]]:
-    """{group: [options]} read from the folder layout, so `--help` needs no Hydra import."""
+    """{group: [options]} read from the folder layout, so `--help` needs no Hydra import.
+
+    A group's sub-folders hold families of options (task/glue/sst2.yaml is option glue/sst2 of
+    group task); files starting with "_" are shared bases, not options.
+    """
     root = conf_dir()
     groups: dict[str, list[str]] = {}
-    for sub in sorted(p for p in root.rglob("*") if p.is_dir()):
-        group = sub.relative_to(root).as_posix()
-        groups[group] = sorted(p.stem for p in sub.glob("*.yaml"))
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        groups[sub.name] = sorted(p.relative_to(sub).with_suffix("").as_posix() for p in sub.rglob("*.yaml")
+                                  if not p.name.startswith("_"))
     return groups
+
+
+# group choices that imply another group's choice unless the user makes it: a Hydra defaults-list
+# override from inside objective/classify.yaml would land under the objective package instead
+IMPLIED_CHOICES = {("objective", "classify"): ("data", "glue")}
+
+
+def expand_shorthands(overrides: list[str]) -> list[str]:
+    """GROUP=NAME where NAME is no option of GROUP but exactly one FAMILY/NAME is: task=sst2
+    means task=glue/sst2."""
+    groups = group_options()
+    out = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and key in groups:  # also each value of a sweep, task=sst2,cola
+            o = f"{key}=" + ",".join(_full_option(groups[key], v) for v in value.split(","))
+        out.append(o)
+    chosen = dict(o.split("=", 1) for o in out if "=" in o and o.split("=", 1)[0] in groups)
+    for (group, option), (implied, choice) in IMPLIED_CHOICES.items():
+        if chosen.get(group) == option and implied not in chosen:
+            out.append(f"{implied}={choice}")
+    return out
 
 
 def _compose_raw(overrides: list[str], config_name: str = "config"):
@@ -52,7 +78,7 @@ def compose(overrides: list[str], config_name: str = "config"):
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return _compose_raw(overrides, config_name)
+        return _compose_raw(expand_shorthands(overrides), config_name)
     except MissingConfigException as e:
         raise UserError(_missing_option_message(str(e))) from None
     except OverrideParseException as e:
@@ -98,6 +124,13 @@ def _valid_keys(parent: str, overrides: list[str]) -> list[str]:
         return []
     node = OmegaConf.select(cfg, parent) if parent else cfg
     return sorted(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _full_option(options: list[str], value: str) -> str:
+    if value in options:
+        return value
+    matches = [opt for opt in options if opt.rpartition("/")[2] == value]
+    return matches[0] if len(matches) == 1 else value
 
 
 def to_yaml(cfg) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import sys
 
-from nlpx.config import compose, conf_dir
+from nlpx.config import compose, conf_dir, expand_shorthands
 from nlpx.errors import UserError
 
 
@@ -49,7 +49,7 @@ def multirun(overrides: list[str]) -> None:
         train(cfg, job_overrides)
 
     argv = sys.argv
-    sys.argv = [argv[0], "--multirun", *overrides]
+    sys.argv = [argv[0], "--multirun", *expand_shorthands(overrides)]
     try:
         _job()
     finally:

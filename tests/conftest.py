@@ -43,3 +43,30 @@ def cli_env(cache_dir: Path) -> dict:
     env = dict(os.environ, NLPX_CACHE=str(cache_dir), WANDB_MODE="offline", PYTHONUNBUFFERED="1")
     env.pop("NLPX_RUN_ID", None)
     return env
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory) -> Path:
+    """Every GLUE task (and AX) in the official layout, a few dozen rows each."""
+    from tests.glue_fixture import write_glue
+
+    return write_glue(tmp_path_factory.mktemp("glue"))
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(tmp_path_factory, cache_dir) -> Path:
+    """An nlpx pretraining run directory (tiny BERT, 2 steps) to fine-tune from."""
+    from nlpx.config import compose
+    from nlpx.train.run import train
+
+    runs = tmp_path_factory.mktemp("pretrained")
+    overrides = [*SMALL, f"data.cache_dir={cache_dir}", f"runs_dir={runs}", "trainer.max_steps=2",
+                 "trainer.val_check_interval=2", "trainer.limit_val_batches=1"]
+    return Path(train(compose(overrides), overrides)["run_dir"])
+
+
+def finetune_overrides(pretrained: Path, glue: Path, *, task: str = "sst2", steps: int = 2) -> list[str]:
+    """A quick objective=classify run on the fixture data."""
+    return [f"model.pretrained={pretrained}", f"data.glue_dir={glue}", f"task={task}",
+            f"task.max_steps={steps}", "task.batch_size=8", "task.epochs=1", "logger=none",
+            "trainer.log_every_n_steps=1"]

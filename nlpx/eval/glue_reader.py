@@ -1,6 +1,17 @@
-"""Read GLUE TSV files as they really are.
+"""Read GLUE: the official TSV files as they really are, or the Hugging Face ``nyu-mll/glue`` layout.
 
-Rules, each forced by the real files:
+``glue_dir`` may hold either layout, per split:
+- the GLUE download's TSV files (``glue_dir/CoLA/train.tsv``, ``glue_dir/MNLI/dev_matched.tsv`` ...,
+  see nlpx.eval.glue_tasks), read here;
+- when a split's TSV file is absent, the Hugging Face datasets layout of ``nyu-mll/glue`` under
+  ``glue_dir/<HF config>/`` (``cola``, ``sst2``, ``mnli`` ...): a ``DatasetDict.save_to_disk``
+  folder (``mnli/validation_matched/data-00000-of-00001.arrow`` ...) or the hub's Parquet files
+  (``mnli/validation_matched-00000-of-00001.parquet``), read by nlpx.eval.glue_hf. Split names stay
+  the TSV ones (``dev`` reads HF ``validation``), labels are the same class ids, and
+  Example.index is the HF ``idx`` column in every split.
+TSV wins when both layouts hold a split.
+
+Rules for the TSV files, each forced by the real files:
 - no quote processing: lines are split on "\\t" by hand, because GLUE text holds bare and
   unbalanced quotes (MRPC, QNLI, SST-2) that csv's quoting would merge across rows;
 - lines end at "\\n" only (a trailing "\\r" is dropped): str.splitlines() would also break on
@@ -31,28 +42,41 @@ class Example:
     text_a: str
     text_b: str | None
     label: int | float | None  # class id (position in TaskSpec.labels), STS-B score, or None (test)
-    index: int | None  # the file's index column where the split has one (all test splits)
+    index: int | None  # the file's index column where the split has one (all test splits; every HF split)
 
 
 def available_splits(glue_dir: str | Path, task: str) -> dict[str, Path]:
-    """The splits of ``task`` whose file exists, in table order; {} when the task folder is absent."""
+    """The splits of ``task`` present in either layout, in table order; {} when there are none.
+
+    Each maps to its TSV file or, for a split without one, to its HF save_to_disk split folder or
+    its first HF parquet shard.
+    """
+    from nlpx.eval import glue_hf
+
     spec = get_task(task)
     out: dict[str, Path] = {}
     for split in spec.splits:
-        path = _find(Path(glue_dir), spec, split)
+        path = _find(Path(glue_dir), spec, split) or glue_hf.find_split(glue_dir, task, split.name)
         if path is not None:
             out[split.name] = path
     return out
 
 
 def read_split(glue_dir: str | Path, task: str, split: str) -> list[Example]:
+    """Read ``split`` of ``task`` from its TSV file, else from the Hugging Face layout."""
+    from nlpx.eval import glue_hf
+
     spec = get_task(task)
     split_spec = spec.split(split)
     path = _find(Path(glue_dir), spec, split_spec)
-    if path is None:
-        looked = ", ".join(f"{folder}/{name}" for folder in spec.folders for name in split_spec.files)
-        raise UserError(f"{glue_dir}: no GLUE {task} {split} file (looked for {looked})")
-    return read_file(path, task, split)
+    if path is not None:
+        return read_file(path, task, split)
+    if glue_hf.find_split(glue_dir, task, split) is not None:
+        return glue_hf.read_split(glue_dir, task, split)
+    looked = [f"{folder}/{name}" for folder in spec.folders for name in split_spec.files]
+    if (Path(glue_dir) / glue_hf.get_config(task).name).is_dir():  # an HF layout for the task, without this split
+        looked += glue_hf.looked_for(task, split)
+    raise UserError(f"{glue_dir}: no GLUE {task} {split} file (looked for {', '.join(looked)})")
 
 
 def read_file(path: str | Path, task: str, split: str) -> list[Example]:

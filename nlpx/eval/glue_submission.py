@@ -86,8 +86,23 @@ def write_predictions(out_dir: str | Path, task: str, split: str, examples: list
     return path
 
 
-def pack_submission(out_dir: str | Path) -> Path:
-    """Zip the submission files present in ``out_dir`` into ``out_dir/submission.zip``.
+def write_dev_predictions(path: str | Path, task: str, examples: list[Example], predictions: Sequence) -> Path:
+    """A dev split's predictions next to its gold labels: ``index  prediction  label``, file order,
+    label strings as in the files (scores with 6 decimals, unclipped, so metrics can be recomputed)."""
+    spec = get_task(task)
+    if len(predictions) != len(examples):
+        raise ValueError(f"GLUE {task} dev: {len(predictions)} predictions for {len(examples)} examples")
+    fmt = (lambda x: f"{float(x):.6f}") if spec.is_regression else _label_formatter(task, spec.labels)
+    lines = ["index\tprediction\tlabel\n"]
+    for row, (example, prediction) in enumerate(zip(examples, predictions)):
+        index = row if example.index is None else example.index
+        lines.append(f"{index}\t{fmt(prediction)}\t{fmt(example.label)}\n")
+    atomic_write_bytes(Path(path), "".join(lines).encode("utf-8"))
+    return Path(path)
+
+
+def pack_submission(out_dir: str | Path, zip_path: str | Path | None = None) -> Path:
+    """Zip the submission files present in ``out_dir`` into ``zip_path`` (``out_dir/submission.zip``).
 
     The files sit at the zip's top level (the server does not look into folders), in
     SUBMISSION_FILES order. Files still missing are simply left out: which tasks to submit is
@@ -105,7 +120,7 @@ def pack_submission(out_dir: str | Path) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16  # a plain readable file once unpacked, whatever the umask
             zf.writestr(info, (out_dir / name).read_bytes())
-    path = out_dir / ZIP_NAME
+    path = Path(zip_path) if zip_path is not None else out_dir / ZIP_NAME
     atomic_write_bytes(path, buf.getvalue())
     return path
 

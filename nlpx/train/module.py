@@ -7,6 +7,7 @@ import time
 import lightning as L
 import torch
 
+from nlpx.train.optim import decay_groups
 from nlpx.train.schedule import Budget
 
 
@@ -84,13 +85,7 @@ class PretrainModule(L.LightningModule):
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
         o = self.cfg.model.optimizer
-        decay, no_decay = [], []
-        for p in self.parameters():
-            if p.requires_grad:
-                # BERT: no weight decay on biases and LayerNorm parameters (the 1-D tensors)
-                (no_decay if p.ndim < 2 else decay).append(p)
-        groups = [{"params": decay, "weight_decay": float(o.weight_decay)},
-                  {"params": no_decay, "weight_decay": 0.0}]
+        groups = decay_groups(self.parameters(), o.weight_decay)
         optimizer = torch.optim.AdamW(groups, lr=float(o.lr), betas=tuple(o.betas), eps=float(o.eps))
 
         def factor(step: int) -> float:

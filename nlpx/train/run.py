@@ -33,7 +33,33 @@ def resume_config(cfg, overrides: list[str]):
     return resumed, run_dir, ckpt
 
 
+def write_run_config(run_dir: Path, cfg, overrides: list[str]) -> None:
+    """config.yaml (the resolved config) and overrides.yaml (every command line that ran it)."""
+    from omegaconf import OmegaConf
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    history = run_dir / "overrides.yaml"
+    previous = OmegaConf.to_container(OmegaConf.load(history)) if history.exists() else []
+    atomic_write_text(history, OmegaConf.to_yaml(previous + [list(overrides)]))
+
+
 def train(cfg, overrides: list[str]) -> dict:
+    objective_cls = _objective_class(cfg)
+    if getattr(objective_cls, "kind", "pretrain") == "finetune":
+        from nlpx.finetune.run import finetune_run
+
+        return finetune_run(cfg, overrides)
+    return pretrain(cfg, overrides)
+
+
+def _objective_class(cfg):
+    from hydra.utils import get_class
+
+    return get_class(cfg.objective._target_)
+
+
+def pretrain(cfg, overrides: list[str]) -> dict:
     import torch
     from hydra.utils import get_class
     from omegaconf import OmegaConf
@@ -47,7 +73,7 @@ def train(cfg, overrides: list[str]) -> dict:
     from nlpx.train.schedule import UNBOUNDED_BATCHES, Budget
     from nlpx.train.trainer import build_trainer
 
-    _quiet_libraries()
+    quiet_libraries()
     started = time.time()
     ckpt, start_step = None, 0
     if cfg.resume:
@@ -68,11 +94,7 @@ def train(cfg, overrides: list[str]) -> dict:
     objective = objective_cls(cfg.objective, family)
 
     if not _is_ddp_child():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-        history = run_dir / "overrides.yaml"
-        previous = OmegaConf.to_container(OmegaConf.load(history)) if history.exists() else []
-        atomic_write_text(history, OmegaConf.to_yaml(previous + [list(overrides)]))
+        write_run_config(run_dir, cfg, overrides)
     log.info("run directory: %s", run_dir)
 
     accumulate = int(cfg.trainer.accumulate_grad_batches)
@@ -104,7 +126,7 @@ def train(cfg, overrides: list[str]) -> dict:
                  ("vocab_size", "train_docs", "val_docs", "train_tokens", "val_tokens")}},
         **summary_info(),
     }
-    _merge_existing_summary(run_dir / "summary.json", summary)
+    merge_existing_summary(run_dir / "summary.json", summary)
     atomic_write_json(run_dir / "summary.json", summary)
     for lg in loggers:
         lg.log_metrics({f"final/{k}": v for k, v in summary["final"].items()}, step=trainer.global_step)
@@ -112,7 +134,7 @@ def train(cfg, overrides: list[str]) -> dict:
     return summary
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Lightning and transformers talk a lot at INFO level; nlpx prints what matters itself."""
     import warnings
 
@@ -125,9 +147,13 @@ def _quiet_libraries() -> None:
     # advice about DataLoader workers does not apply to small CPU runs; nlpx sets them in cfg.data
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*`weights_only` was not set.*")
+    # nlpx's BucketBatchSampler returns every index (fine-tuning checks it on each evaluation)
+    warnings.filterwarnings("ignore", message=".*custom batch sampler `BucketBatchSampler`.*")
+    # small fine-tuning sets have fewer batches per epoch than the logging interval
+    warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
 
 
-def _merge_existing_summary(path: Path, summary: dict) -> None:
+def merge_existing_summary(path: Path, summary: dict) -> None:
     """Keep what other commands recorded in the summary (e.g. GLUE results)."""
     import json
 

@@ -21,14 +21,15 @@ def test_help_lists_groups_and_options(cache_dir):
     for args in (["--help"], ["train", "--help"]):
         out = nlpx(*args, cache_dir=cache_dir)
         assert out.returncode == 0
-        assert "objective: mlm, mlm_nsp" in out.stdout and "model: bert" in out.stdout
+        assert "objective: classify, mlm, mlm_nsp" in out.stdout and "model: bert" in out.stdout
+        assert "task: glue/cola, glue/mnli" in out.stdout
 
 
 def test_unknown_option_exits_2_naming_valid_options(cache_dir):
     out = nlpx("train", "objective=nspx", cache_dir=cache_dir)
     assert out.returncode == 2
     assert out.stderr.strip() == ("nlpx: error: objective=nspx: unknown option for group 'objective' "
-                                  "(valid: mlm, mlm_nsp)")
+                                  "(valid: classify, mlm, mlm_nsp)")
 
 
 @pytest.mark.parametrize("args,fragment", [

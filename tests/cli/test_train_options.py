@@ -9,6 +9,7 @@ import torch
 from nlpx.config import compose, group_options
 from nlpx.errors import UserError
 from nlpx.train.run import train
+from tests.conftest import finetune_overrides
 
 RUN_FILES = {"config.yaml", "overrides.yaml", "metrics.jsonl", "summary.json"}
 
@@ -26,24 +27,40 @@ def text_folder(root: Path) -> Path:
     return root
 
 
+# options that only make sense for fine-tuning (data=glue feeds objective=classify)
+FINETUNING = {("objective", "classify"), ("data", "glue")}
+
+
 def options_needing_hardware():
     return {("trainer", "gpu"), ("trainer", "ddp")}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in group_options().items() for o in opts
                                           if (g, o) not in options_needing_hardware()])
-def test_every_option_trains_two_steps(group, option, small, tmp_path):
+def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
     extra = [f"{group}={option}"]
     if group == "data" and option == "text":
         extra.append(f"data.paths=[{text_folder(tmp_path / 'books')}]")
     if group == "logger":
         extra = [f"logger={option}"]
-    summary = run(small(*extra))
+    finetuning = (group, option) in FINETUNING or group == "task"
+    if finetuning:  # fine-tunes the session's tiny pretrained run on the fixture GLUE folder
+        task = option.rpartition("/")[2] if group == "task" else "sst2"
+        extra = ["objective=classify", *finetune_overrides(request.getfixturevalue("pretrained_run"),
+                                                           request.getfixturevalue("glue_dir"), task=task),
+                 f"runs_dir={tmp_path / 'runs'}"]
+        summary = run(extra)
+    else:
+        summary = run(small(*extra))
     run_dir = Path(summary["run_dir"])
     assert summary["steps"] == 2
     assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "hf" / "model.safetensors").is_file()
+    if finetuning:
+        assert summary["final"]["val/score"] == summary["score"]
+        assert (run_dir / "predictions" / "dev").is_dir()
+        return
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     if option == "wandb":
         assert list((run_dir / "wandb").glob("offline-run-*")), "W&B offline run files"
     if option == "csv":

@@ -9,8 +9,11 @@ from nlpx.errors import UserError
 def test_groups_are_the_documented_ones():
     groups = group_options()
     assert groups["model"] == ["bert"]
-    assert groups["objective"] == ["mlm", "mlm_nsp"]
-    assert groups["data"] == ["synthetic", "text"]
+    assert groups["objective"] == ["classify", "mlm", "mlm_nsp"]
+    assert groups["data"] == ["glue", "synthetic", "text"]
+    assert groups["task"] == [f"glue/{t}" for t in sorted(
+        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])]  # not glue/_default
+    assert groups["eval"] == ["glue"]
     assert groups["trainer"] == ["cpu", "ddp", "gpu"]
     assert groups["logger"] == ["csv", "none", "wandb"]
     assert groups["trick"] == []
@@ -28,7 +31,28 @@ def test_defaults():
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in group_options().items() for o in opts])
 def test_every_option_composes(group, option):
     cfg = compose([f"{group}={option}"])
-    assert cfg[group].name == option
+    assert cfg[group].name == option.rpartition("/")[2]
+
+
+def test_task_shorthand_and_shared_task_defaults():
+    cfg = compose(["objective=classify", "task=rte", "task.lr=3e-5"])
+    assert cfg.task.name == "rte" and cfg.task.epochs == 10 and cfg.task.lr == 3e-5
+    assert compose(["task=glue/sst2"]).task.epochs == 3  # the shared default
+    assert compose(["task=cola"]).task.warmup_ratio == 0.1
+    assert "task" not in compose([])  # pretraining has no task
+
+
+def test_classify_implies_glue_data_unless_data_is_given():
+    assert compose(["objective=classify", "task=sst2"]).data.name == "glue"
+    assert compose(["objective=classify", "task=sst2", "data=synthetic"]).data.name == "synthetic"
+    assert compose([]).data.name == "synthetic"
+
+
+def test_shorthand_applies_to_each_sweep_value():
+    from nlpx.config import expand_shorthands
+
+    assert expand_shorthands(["task=sst2,cola", "model.size=mini"]) == \
+        ["task=glue/sst2,glue/cola", "model.size=mini"]
 
 
 @pytest.mark.parametrize("size,layers,hidden,heads", [("tiny", 2, 128, 2), ("mini", 4, 256, 4),
@@ -58,7 +82,7 @@ def test_gpu_trainers_use_bf16_and_ddp_strategy():
 def test_unknown_option_names_the_valid_ones():
     with pytest.raises(UserError) as e:
         compose(["objective=mlmx"])
-    assert str(e.value) == "objective=mlmx: unknown option for group 'objective' (valid: mlm, mlm_nsp)"
+    assert str(e.value) == "objective=mlmx: unknown option for group 'objective' (valid: classify, mlm, mlm_nsp)"
 
 
 def test_unknown_key_names_the_valid_keys():

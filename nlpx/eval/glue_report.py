@@ -1,0 +1,154 @@
+"""GLUE results over seeds -> results.json / .csv / .md and the terminal table, leaderboard style.
+
+One row per task: each official metric as mean ± std over seeds (x100, as the leaderboard), the
+task score (mean of the task's metrics) with its mean ± std and median, the seeds, and the kept
+epoch of each seed; then the GLUE score row, and the protocol under the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from nlpx.eval.glue_metrics import GLUE_TASKS, PROTOCOL, aggregate, glue_score
+from nlpx.eval.glue_tasks import TASKS
+
+DISPLAY = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI",
+           "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
+METRIC_NAMES = {"mcc": "MCC", "acc": "Acc", "f1": "F1", "pearson": "Pearson", "spearmanr": "Spearman",
+                "acc_m": "Acc-m", "acc_mm": "Acc-mm"}
+
+# why a task has no numbers
+STATUS_TEXT = {"ok": "", "no data": "no data", "no train data": "dev present, no train split",
+               "no dev data": "train present, no dev split"}
+
+
+def task_row(task: str, results: list[dict]) -> dict:
+    """Aggregate one task's per-seed results (each with metrics, score, epoch, seed)."""
+    metrics = {name: aggregate([r["metrics"][name] for r in results]) for name in results[0]["metrics"]}
+    return {"task": task, "status": "ok", "seeds": [r["seed"] for r in results],
+            "metrics": metrics, "score": aggregate([r["score"] for r in results]),
+            "epochs": [r["epoch"] for r in results],
+            "per_seed": [{"seed": r["seed"], "metrics": r["metrics"], "score": r["score"], "epoch": r["epoch"]}
+                         for r in results]}
+
+
+def glue_row(rows: list[dict]) -> dict | None:
+    """The GLUE score: the mean of the task scores' means over the tasks with numbers; its spread
+    is that of the per-seed GLUE scores (seed k's mean over tasks), when all tasks share the seeds."""
+    scored = {r["task"]: r["score"]["mean"] for r in rows if r["status"] == "ok" and r["task"] in GLUE_TASKS}
+    if not scored:
+        return None
+    mean, covered = glue_score(scored)
+    ok = [r for r in rows if r["task"] in covered]
+    seeds = ok[0]["seeds"]
+    per_seed = None
+    if all(r["seeds"] == seeds for r in ok):
+        per_seed = [sum(r["per_seed"][i]["score"] for r in ok) / len(ok) for i in range(len(seeds))]
+    spread = aggregate(per_seed) if per_seed else {"std": math.nan, "median": math.nan, "n": len(seeds)}
+    return {"score": {**spread, "mean": mean}, "covered": covered,
+            "missing": [t for t in GLUE_TASKS if t not in covered], "per_seed": per_seed}
+
+
+def protocol_lines(settings: dict) -> list[str]:
+    """settings: seeds, select, split, epochs {task: n}, from_mnli, submission_seed."""
+    epochs = ", ".join(f"{DISPLAY[t]} {n}" for t, n in settings["epochs"].items())
+    kept = "the epoch with the best dev task score" if settings["select"] == "best" else "the last epoch"
+    lines = [f"Protocol: {settings['split']} split; seeds {', '.join(map(str, settings['seeds']))}; "
+             f"mean ± sample std (ddof=1) and median over seeds; each seed keeps {kept} "
+             f"({settings['select']} epoch); epochs: {epochs}.",
+             f"Scores x100. {PROTOCOL[0].upper()}{PROTOCOL[1:]}."]
+    if settings.get("from_mnli"):
+        lines.append("RTE, MRPC and STS-B start from the MNLI-fine-tuned weights of the same seed "
+                     "(eval.from_mnli=true).")
+    return lines
+
+
+def _pm(agg: dict) -> str:
+    if not math.isfinite(agg["mean"]):
+        return "nan"
+    std = f" ± {100 * agg['std']:.1f}" if math.isfinite(agg.get("std", math.nan)) else ""
+    return f"{100 * agg['mean']:.1f}{std}"
+
+
+def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the human table (markdown and terminal share them)."""
+    header = ["Task", "Metrics (mean ± std)", "Score", "Median", "Seeds", "Kept epoch"]
+    rows = []
+    for r in report["tasks"]:
+        name = DISPLAY[r["task"]]
+        if r["status"] != "ok":
+            rows.append([name, STATUS_TEXT[r["status"]], "", "", "", ""])
+            continue
+        metrics = " / ".join(f"{METRIC_NAMES[m]} {_pm(a)}" for m, a in r["metrics"].items())
+        rows.append([name, metrics, _pm(r["score"]), f"{100 * r['score']['median']:.1f}",
+                     str(len(r["seeds"])), ", ".join(f"{e:g}" for e in r["epochs"])])
+    g = report["glue"]
+    if g is not None:
+        covers = "all 9 tasks" if not g["missing"] else ", ".join(DISPLAY[t] for t in g["covered"])
+        median = g["score"]["median"]
+        rows.append([f"GLUE score ({covers})", "", _pm(g["score"]),
+                     f"{100 * median:.1f}" if math.isfinite(median) else "", "", ""])
+    return header, rows
+
+
+def to_markdown(report: dict) -> str:
+    header, rows = table_rows(report)
+    out = [f"# GLUE dev results: {report['model']}", "",
+           "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    out += [""] + protocol_lines(report["settings"])
+    return "\n".join(out) + "\n"
+
+
+def to_csv(report: dict) -> str:
+    """One row per task (GLUE score last): status, score and every metric as mean/std/median x100."""
+    metric_names = [m for t in TASKS.values() if t.in_glue_score
+                    for m in (("acc_m", "acc_mm") if t.name == "mnli" else t.metrics)]
+    metric_names = list(dict.fromkeys(metric_names))
+    fields = ["task", "status", "seeds", "score_mean", "score_std", "score_median"]
+    fields += [f"{m}_{s}" for m in metric_names for s in ("mean", "std", "median")]
+    fields += ["kept_epochs"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+
+    def scaled(agg, key):
+        value = agg.get(key, math.nan)
+        return "" if not math.isfinite(value) else f"{100 * value:.4f}"
+
+    for r in report["tasks"]:
+        row = {"task": r["task"], "status": r["status"]}
+        if r["status"] == "ok":
+            row.update(seeds=" ".join(map(str, r["seeds"])), kept_epochs=" ".join(f"{e:g}" for e in r["epochs"]))
+            for s in ("mean", "std", "median"):
+                row[f"score_{s}"] = scaled(r["score"], s)
+                for m, agg in r["metrics"].items():
+                    row[f"{m}_{s}"] = scaled(agg, s)
+        writer.writerow(row)
+    g = report["glue"]
+    if g is not None:
+        writer.writerow({"task": "glue", "status": "covers " + " ".join(g["covered"]),
+                         **{f"score_{s}": scaled(g["score"], s) for s in ("mean", "std", "median")}})
+    return buf.getvalue()
+
+
+def print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = table_rows(report)
+    table = Table(title=f"GLUE dev: {report['model']}", show_header=True)
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*row)
+    import sys
+
+    # a log file gets the whole table on one line per row, not wrapped at 80 columns
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    for line in protocol_lines(report["settings"]):
+        console.print(line, soft_wrap=True)
+    console.print(f"run directory: {report['run_dir']}", soft_wrap=True)

@@ -1,0 +1,272 @@
+"""`nlpx eval glue`: fine-tune a checkpoint on every GLUE task x seed and score it on dev.
+
+runs/glue/<run_id>/
+  config.yaml, overrides.yaml       the eval's config (tasks, seeds, data.glue_dir, task.* overrides)
+  <task>/seed<k>/                   one fine-tuning: metrics.jsonl, result.json, predictions/dev|test
+  results.json, results.csv, results.md, summary.json
+  submission/*.tsv, submission.zip  test predictions in the GLUE server's format
+
+Every task's data is read and encoded before the run directory exists, so a malformed file
+stops the command with one line and nothing written. A finished task x seed leaves result.json;
+`nlpx eval glue resume=runs/glue/<run_id>` runs only the ones without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from nlpx.errors import UserError
+from nlpx.rundir import atomic_write_json, atomic_write_text
+
+log = logging.getLogger("nlpx")
+
+FROM_MNLI = ("rte", "mrpc", "stsb")
+FIXED = ("objective=classify", "eval=glue")
+
+
+def _base_overrides(overrides: list[str]) -> list[str]:
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in ("task", "objective", "eval", "seed"):
+            valid = {"task": "eval.tasks=[cola,sst2,...]", "seed": "eval.seeds=[0,1,2]"}.get(key, "")
+            raise UserError(f"{o}: `nlpx eval glue` sets {key} itself" + (f"; use {valid}" if valid else ""))
+    out = list(overrides)
+    if not any(o.startswith("experiment=") for o in out):
+        out.append("experiment=glue")
+    return out + list(FIXED)
+
+
+def _resumed(overrides: list[str]) -> tuple[list[str], Path | None]:
+    """resume=RUN_DIR: the eval's own first command line, with the same run id."""
+    from omegaconf import OmegaConf
+
+    resume = [o for o in overrides if o.startswith("resume=")]
+    if not resume:
+        return overrides, None
+    if len(overrides) > 1:
+        raise UserError("resume: `nlpx eval glue resume=RUN_DIR` takes no other overrides "
+                        "(the run's own settings are reused)")
+    run_dir = Path(resume[0].split("=", 1)[1])
+    history = run_dir / "overrides.yaml"
+    if not (run_dir / "config.yaml").is_file() or not history.is_file():
+        raise UserError(f"{resume[0]}: not an nlpx eval glue run directory (no config.yaml)")
+    first = [str(o) for o in OmegaConf.to_container(OmegaConf.load(history))[0]]
+    first = [o for o in first if not o.startswith(("run_id=", "runs_dir=", "experiment="))]
+    return first + [f"run_id={run_dir.name}", f"runs_dir={run_dir.parent.parent}",
+                    f"experiment={run_dir.parent.name}"], run_dir
+
+
+def eval_glue(overrides: list[str]) -> dict:
+    from nlpx.config import compose
+    from nlpx.data.tokenizer import load_tokenizer
+    from nlpx.eval.glue_metrics import GLUE_TASKS as GLUE_TASK_NAMES
+    from nlpx.eval.glue_tasks import get_task
+    from nlpx.finetune.data import present_splits
+    from nlpx.finetune.model import checkpoint_path
+    from nlpx.finetune.run import check_finetune_config, load_task_data
+    from nlpx.rundir import run_dir_for
+    from nlpx.train.run import quiet_libraries, write_run_config
+
+    quiet_libraries()
+    overrides, resume_dir = _resumed(list(overrides))
+    user = _base_overrides(overrides)
+    # task.* keys exist once a task is chosen: they are checked in each task's config below
+    cfg = compose([o for o in user if not o.lstrip("+~").startswith("task.")])
+    ev = cfg.eval
+    glue_dir = Path(str(cfg.data.glue_dir))
+    if not glue_dir.is_dir():
+        raise UserError(f"data.glue_dir={glue_dir}: no such folder (give the GLUE data folder, "
+                        "official layout or the HF nyu-mll/glue layout saved on disk)")
+    tasks = [str(t) for t in ev.tasks] or list(GLUE_TASK_NAMES)
+    for t in tasks:
+        if t not in GLUE_TASK_NAMES:
+            get_task(t)  # an unknown name: the valid ones
+            raise UserError(f"eval.tasks: {t} is not fine-tuned on its own (valid: {', '.join(GLUE_TASK_NAMES)})")
+    seeds = [int(s) for s in ev.seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"eval.seeds={list(ev.seeds)}: give one or more distinct seeds")
+    if ev.submission_seed != "best" and int(ev.submission_seed) not in seeds:
+        raise UserError(f"eval.submission_seed={ev.submission_seed}: not one of eval.seeds (or 'best')")
+    model_path = checkpoint_path(cfg)
+    tokenizer = load_tokenizer(model_path, key="model.pretrained")
+
+    # everything that can be wrong with the data shows before anything is written
+    task_cfgs, data, status = {}, {}, {}
+    for t in tasks:
+        present = present_splits(glue_dir, t)
+        if not present["dev"]:
+            status[t] = "no dev data" if present["train"] else "no data"
+            continue
+        if not present["train"]:
+            status[t] = "no train data"
+            log.warning("GLUE %s: dev data present but no training split under %s: not fine-tuned", t, glue_dir)
+            continue
+        task_cfg = compose(user + [f"task=glue/{t}"])
+        check_finetune_config(task_cfg)
+        task_cfgs[t] = task_cfg
+        data[t] = load_task_data(task_cfg, tokenizer, with_test=bool(ev.predict_test))
+        status[t] = "ok"
+    if not task_cfgs:
+        raise UserError(f"data.glue_dir={glue_dir}: no GLUE task with both train and dev data "
+                        f"({'; '.join(f'{t}: {s}' for t, s in status.items())})")
+    from_mnli = bool(ev.from_mnli) and "mnli" in task_cfgs
+    if ev.from_mnli and not from_mnli:
+        log.warning("eval.from_mnli: no MNLI fine-tuning in this run; RTE, MRPC and STS-B start "
+                    "from the pretrained model")
+    order = sorted(task_cfgs, key=lambda t: (not (from_mnli and t == "mnli"), tasks.index(t)))
+
+    run_dir = run_dir_for(cfg)
+    if resume_dir is None:
+        write_run_config(run_dir, cfg, overrides)
+    log.info("run directory: %s", run_dir)
+    loggers = _eval_loggers(cfg, run_dir, resume_dir is not None)
+    results: dict[str, list[dict]] = {}
+    n_units, k = len(order) * len(seeds), 0
+    for t in order:
+        for seed in seeds:
+            k += 1
+            log.info("GLUE %s, seed %d (%d/%d)", t, seed, k, n_units)
+            results.setdefault(t, []).append(_unit(task_cfgs[t], data[t], t, seed, run_dir, model_path,
+                                                   from_mnli=from_mnli))
+    report = _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli)
+    _write_outputs(report, results, run_dir)
+    _record_in_pretraining_run(model_path, report)
+    _log_report(loggers, report)
+    return report
+
+
+def _unit(cfg, data, task: str, seed: int, run_dir: Path, model_path: Path, *, from_mnli: bool) -> dict:
+    import json
+
+    from omegaconf import OmegaConf
+
+    from nlpx.finetune.run import finetune
+    from nlpx.train.loggers import JsonlLogger
+
+    unit_dir = run_dir / task / f"seed{seed}"
+    done = unit_dir / "result.json"
+    if done.is_file():
+        log.info("  done before: %s", done)
+        return json.loads(done.read_text())
+    shutil.rmtree(unit_dir, ignore_errors=True)  # an interrupted unit starts over
+    unit_dir.mkdir(parents=True)
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    cfg.seed = seed
+    cfg.task.export = from_mnli and task == "mnli"  # only MNLI's weights are needed again
+    start, new_head = model_path, False
+    if from_mnli and task in FROM_MNLI:
+        start, new_head = run_dir / "mnli" / f"seed{seed}" / "hf", True
+    return finetune(cfg, data, model_path=start, run_dir=unit_dir, new_head=new_head,
+                    loggers=[JsonlLogger(unit_dir / "metrics.jsonl")],
+                    predict_test=bool(cfg.eval.predict_test))
+
+
+def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli) -> dict:
+    from nlpx.eval.glue_report import glue_row, task_row
+
+    rows = [task_row(t, results[t]) if t in results else {"task": t, "status": status[t]} for t in tasks]
+    selects = {str(c.task.select) for c in task_cfgs.values()}
+    settings = {"split": "dev", "seeds": [int(s) for s in cfg.eval.seeds],
+                "select": selects.pop() if len(selects) == 1 else "mixed",
+                "epochs": {t: int(c.task.epochs) for t, c in task_cfgs.items()},
+                "max_steps": {t: c.task.max_steps for t, c in task_cfgs.items() if c.task.max_steps},
+                "max_train_examples": {t: c.task.max_train_examples for t, c in task_cfgs.items()
+                                       if c.task.max_train_examples},
+                "hyperparameters": {t: {k: c.task[k] for k in ("lr", "batch_size", "max_length", "warmup_ratio",
+                                                               "weight_decay")} for t, c in task_cfgs.items()},
+                "from_mnli": from_mnli, "submission_seed": str(cfg.eval.submission_seed)}
+    for t, c in task_cfgs.items():
+        for key, value in settings["hyperparameters"][t].items():
+            settings["hyperparameters"][t][key] = list(value) if not isinstance(value, (int, float, str)) else value
+    return {"model": str(model_path), "run_dir": str(run_dir), "glue_dir": str(cfg.data.glue_dir),
+            "tasks": rows, "glue": glue_row(rows), "settings": settings}
+
+
+def _write_outputs(report: dict, results: dict[str, list[dict]], run_dir: Path) -> None:
+    from nlpx.eval.glue_report import to_csv, to_markdown
+    from nlpx.eval.glue_submission import pack_submission
+    from nlpx.train.export import summary_info
+
+    submitted = {}
+    sub_dir = run_dir / "submission"
+    shutil.rmtree(sub_dir, ignore_errors=True)
+    for task, per_seed in results.items():
+        with_test = [r for r in per_seed if r["test_predictions"]]
+        if not with_test:
+            continue
+        choice = report["settings"]["submission_seed"]
+        r = (max(with_test, key=lambda r: r["score"] if r["score"] == r["score"] else float("-inf"))
+             if choice == "best" else next(r for r in with_test if r["seed"] == int(choice)))
+        for name, path in r["test_predictions"].items():
+            sub_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, sub_dir / name)
+            submitted[name] = {"task": task, "seed": r["seed"]}
+    report["submission"] = None
+    if submitted:
+        report["submission"] = {"zip": str(pack_submission(sub_dir, zip_path=run_dir / "submission.zip")),
+                                "files": submitted}
+    atomic_write_json(run_dir / "results.json", report)
+    atomic_write_text(run_dir / "results.csv", to_csv(report))
+    atomic_write_text(run_dir / "results.md", to_markdown(report))
+    atomic_write_json(run_dir / "summary.json", {**_compact(report), **summary_info()})
+
+
+def _compact(report: dict) -> dict:
+    """What a pretraining run's summary keeps of a GLUE evaluation."""
+    g = report["glue"]
+    return {"glue": {
+        "run_dir": report["run_dir"],
+        "score": g["score"] if g else None, "covered": g["covered"] if g else [],
+        "tasks": {r["task"]: ({"score": r["score"], "metrics": {m: a["mean"] for m, a in r["metrics"].items()}}
+                              if r["status"] == "ok" else {"status": r["status"]}) for r in report["tasks"]},
+        "settings": report["settings"]}}
+
+
+def _record_in_pretraining_run(model_path: Path, report: dict) -> None:
+    """model.pretrained=<nlpx run dir>: its summary.json gets the result (ablations read it there)."""
+    import json
+
+    run_dir = model_path.parent if model_path.name == "hf" else None
+    summary = run_dir / "summary.json" if run_dir is not None else None
+    if summary is None or not summary.is_file():
+        return
+    data = json.loads(summary.read_text())
+    compact = _compact(report)["glue"]
+    data["glue"] = compact
+    history = [h for h in data.get("glue_history", []) if h.get("run_dir") != compact["run_dir"]]
+    data["glue_history"] = history + [{"run_dir": compact["run_dir"], "score": compact["score"],
+                                       "covered": compact["covered"]}]
+    atomic_write_json(summary, data)
+
+
+def _eval_loggers(cfg, run_dir: Path, resumed: bool):
+    from omegaconf import OmegaConf
+
+    from nlpx.train.loggers import build_loggers
+
+    return build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True),
+                         resume_step=-1 if resumed else None)  # a resumed eval logs afresh
+
+
+def _log_report(loggers, report: dict) -> None:
+    """The per-task numbers as glue/<task>/<metric> scalars, and the table itself for W&B."""
+    from nlpx.eval.glue_report import table_rows
+
+    flat = {}
+    for r in report["tasks"]:
+        if r["status"] != "ok":
+            continue
+        for m, agg in r["metrics"].items():
+            flat[f"glue/{r['task']}/{m}"] = agg["mean"]
+            flat[f"glue/{r['task']}/{m}_std"] = agg["std"]
+        flat[f"glue/{r['task']}/score"] = r["score"]["mean"]
+    if report["glue"]:
+        flat["glue/score"] = report["glue"]["score"]["mean"]
+    header, rows = table_rows(report)
+    for lg in loggers:
+        lg.log_metrics(flat, step=0)
+        if hasattr(lg, "log_table"):  # W&B
+            lg.log_table(key="glue/results", columns=header, data=rows)
+        lg.finalize("success")

@@ -1,0 +1,164 @@
+"""One fine-tuning task's data: splits read, encoded once, and served in length-bucketed batches.
+
+Batches are padded to their own longest member (dynamic padding) and carry `rows`, the examples'
+positions in their split, so predictions from length-sorted evaluation batches go back into
+file order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from nlpx.data.buckets import BucketBatchSampler
+from nlpx.data.encode import Encoded, encode_examples
+from nlpx.errors import UserError
+from nlpx.eval.glue_metrics import MNLI_SPLITS
+from nlpx.eval.glue_reader import Example, available_splits, read_split
+from nlpx.eval.glue_tasks import TaskSpec, get_task
+from nlpx.finetune.subset import train_subset
+
+# the dev splits scored per task, and the name each is scored under (nlpx.eval.glue_metrics)
+DEV_SPLITS = {"mnli": {split: name for name, split in MNLI_SPLITS.items()}}
+# test sets predicted by another task's model: the diagnostic set AX by the MNLI model
+EXTRA_TESTS = {"mnli": [("ax", "test")]}
+
+
+@dataclass
+class Split:
+    task: str  # the task whose files these are (ax for the MNLI model's AX predictions)
+    name: str  # train, dev, dev_matched, test, ...
+    score_as: str | None  # the metrics name of a dev split (cola, mnli_m, ...); None otherwise
+    examples: list[Example]
+    encoded: Encoded
+
+
+@dataclass
+class TaskData:
+    spec: TaskSpec
+    train: Split | None
+    dev: list[Split]
+    test: list[Split]
+    absent: list[str]  # train/dev/test splits of the task whose files are missing
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.spec.is_regression else len(self.spec.labels)
+
+
+def dev_split_names(task: str) -> dict[str, str]:
+    return DEV_SPLITS.get(task, {"dev": task})
+
+
+def present_splits(glue_dir, task: str) -> dict[str, list[str]]:
+    """{"train": [...], "dev": [...], "test": [...]}: the splits of `task` whose data is there."""
+    have = available_splits(glue_dir, task)
+    dev = list(dev_split_names(task))
+    return {"train": [s for s in ("train",) if s in have], "dev": [s for s in dev if s in have],
+            "test": [s for s in have if s.startswith("test")]}
+
+
+def load_task(task: str, glue_dir, tokenizer, *, max_length: int, max_train_examples: int | None = None,
+              subset_seed: int = 0, with_test: bool = True, need_train: bool = True) -> TaskData:
+    spec = get_task(task)
+    present = present_splits(glue_dir, task)
+    wanted = {"train": ["train"], "dev": list(dev_split_names(task)),
+              "test": [s.name for s in spec.splits if s.name.startswith("test")]}
+    absent = [s for kind in wanted for s in wanted[kind] if s not in present[kind]]
+    if need_train and not present["train"]:
+        raise UserError(f"data.glue_dir={glue_dir}: GLUE {task} has no training split "
+                        f"(present: {', '.join(sum(present.values(), [])) or 'nothing'})")
+    if not present["dev"]:
+        raise UserError(f"data.glue_dir={glue_dir}: GLUE {task} has no dev split to evaluate on")
+    regression = spec.is_regression
+
+    def split(t: str, name: str, score_as: str | None, limit: int | None = None) -> Split:
+        examples = read_split(glue_dir, t, name)
+        if not examples:
+            raise UserError(f"data.glue_dir={glue_dir}: GLUE {t} {name} has no rows")
+        if limit is not None:
+            examples = [examples[i] for i in train_subset(len(examples), limit, subset_seed)]
+        return Split(t, name, score_as, examples,
+                     encode_examples(examples, tokenizer, max_length=max_length, regression=regression))
+
+    train = split(task, "train", None, max_train_examples) if present["train"] else None
+    dev = [split(task, s, dev_split_names(task)[s]) for s in present["dev"]]
+    test = []
+    if with_test:
+        test = [split(task, s, None) for s in present["test"]]
+        for t, s in EXTRA_TESTS.get(task, []):
+            if s in available_splits(glue_dir, t):
+                test.append(split(t, s, None))
+    return TaskData(spec, train, dev, test, absent)
+
+
+class Batches:
+    """collate_fn over an Encoded split: index lists -> padded tensors (+ labels, rows)."""
+
+    def __init__(self, encoded: Encoded, pad_id: int):
+        self.encoded, self.pad_id = encoded, pad_id
+
+    def __call__(self, rows: list[int]) -> dict:
+        enc = self.encoded
+        seqs = [enc.input_ids[r] for r in rows]
+        width = max(len(s) for s in seqs)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64) if enc.token_type_ids is not None else None
+        for i, (r, s) in enumerate(zip(rows, seqs)):
+            ids[i, :len(s)] = s
+            mask[i, :len(s)] = 1
+            if types is not None:
+                types[i, :len(s)] = enc.token_type_ids[r]
+        batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+                 "rows": torch.tensor(rows, dtype=torch.long)}
+        if types is not None:
+            batch["token_type_ids"] = torch.from_numpy(types)
+        if enc.labels is not None:
+            batch["labels"] = torch.from_numpy(enc.labels[rows])
+        return batch
+
+
+class _Rows(torch.utils.data.Dataset):
+    """The dataset is the row numbers; Batches does the work per batch, not per example."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return i
+
+
+class FinetuneDataModule(L.LightningDataModule):
+    def __init__(self, data: TaskData, tokenizer, *, batch_size: int, eval_batch_size: int, seed: int,
+                 num_workers: int = 0):
+        super().__init__()
+        self.data, self.pad_id = data, tokenizer.pad_token_id
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.seed, self.num_workers = seed, num_workers
+
+    def _loader(self, split: Split, *, shuffle: bool) -> DataLoader:
+        size = self.batch_size if shuffle else self.eval_batch_size
+        sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle)
+        return DataLoader(_Rows(len(split.encoded)), batch_sampler=sampler,
+                          collate_fn=Batches(split.encoded, self.pad_id), num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_batches_per_epoch(self) -> int:
+        return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed))
+
+    def train_dataloader(self):
+        return self._loader(self.data.train, shuffle=True)
+
+    def val_dataloader(self):
+        return [self._loader(s, shuffle=False) for s in self.data.dev]
+
+    def predict_dataloader(self):
+        return [self._loader(s, shuffle=False) for s in self.data.test]

@@ -1,0 +1,42 @@
+"""The classifier to fine-tune: the checkpoint's family with its own sequence-classification head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nlpx.data.tokenizer import load_tokenizer
+from nlpx.errors import UserError
+from nlpx.models.pretrained import resolve_pretrained
+
+# model_type in config.json -> family name; transformers' Auto classes pick each one's own head
+FAMILIES = {"bert": "BERT", "roberta": "RoBERTa", "deberta-v2": "DeBERTa-v2/v3", "deberta": "DeBERTa",
+            "electra": "ELECTRA", "albert": "ALBERT"}
+
+
+def checkpoint_path(cfg) -> Path:
+    path = resolve_pretrained(cfg.model.get("pretrained"))
+    if path is None:
+        raise UserError("objective=classify fine-tunes a pretrained model: give model.pretrained=PATH "
+                        "(an nlpx run directory or a local HF checkpoint folder)")
+    return path
+
+
+def load_classifier(path: Path, spec, *, new_head: bool = False):
+    """(model, tokenizer) for task `spec`; new_head: the checkpoint's own head (MNLI's) is replaced."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    if config.model_type not in FAMILIES:
+        raise UserError(f"model.pretrained={path}: model type '{config.model_type}' is not supported "
+                        f"for fine-tuning (supported: {', '.join(FAMILIES.values())})")
+    tokenizer = load_tokenizer(path, key="model.pretrained")
+    labels = ["score"] if spec.is_regression else list(spec.labels)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), local_files_only=True, num_labels=len(labels),
+        problem_type="regression" if spec.is_regression else "single_label_classification",
+        id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
+        ignore_mismatched_sizes=new_head)
+    if len(tokenizer) > model.config.vocab_size:
+        raise UserError(f"model.pretrained={path}: the tokenizer has {len(tokenizer)} tokens but the "
+                        f"model only {model.config.vocab_size} embeddings")
+    return model.train(), tokenizer

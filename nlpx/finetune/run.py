@@ -1,0 +1,149 @@
+"""Fine-tune one task: `nlpx train objective=classify task=sst2 model.pretrained=PATH`, and each
+task x seed of `nlpx eval glue` (which calls `finetune` with its own run directory per unit)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+from nlpx.errors import UserError
+from nlpx.rundir import atomic_write_json
+
+log = logging.getLogger("nlpx")
+
+
+def check_finetune_config(cfg) -> None:
+    from nlpx.config import group_options
+    from nlpx.finetune.module import SELECT
+
+    if "task" not in cfg or cfg.task is None:
+        raise UserError("objective=classify needs a task: task=NAME "
+                        f"(valid: {', '.join(o.rpartition('/')[2] for o in group_options()['task'])})")
+    if cfg.task.select not in SELECT:
+        raise UserError(f"task.select={cfg.task.select}: unknown (valid: {', '.join(SELECT)})")
+    t = cfg.trainer
+    if str(t.devices) not in ("1", "auto") or int(t.num_nodes) != 1 or "ddp" in str(t.strategy):
+        raise UserError(f"trainer={t.name}: fine-tuning runs on one device (trainer.devices=1); "
+                        "its dev metrics need every prediction in one process")
+    if cfg.get("resume"):
+        raise UserError("resume: only pretraining runs resume from a checkpoint; `nlpx eval glue "
+                        "resume=RUN_DIR` skips the task x seed runs that finished")
+
+
+def load_task_data(cfg, tokenizer, *, with_test: bool = True):
+    from nlpx.finetune.data import load_task
+
+    t = cfg.task
+    limit = t.max_train_examples
+    return load_task(str(t.name), cfg.data.glue_dir, tokenizer, max_length=int(t.max_length),
+                     max_train_examples=None if limit is None else int(limit),
+                     subset_seed=int(t.subset_seed), with_test=with_test)
+
+
+def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: bool = False,
+             predict_test: bool = True) -> dict:
+    """Fine-tune on data.train, evaluate on dev each epoch, keep task.select's epoch; write
+    predictions (and hf/ if task.export) under run_dir; return the result (also result.json)."""
+    import torch
+
+    from nlpx.eval.glue_submission import write_dev_predictions, write_predictions
+    from nlpx.finetune.data import FinetuneDataModule
+    from nlpx.finetune.model import load_classifier
+    from nlpx.finetune.module import FinetuneModule
+    from nlpx.objectives.classify import SequenceClassification
+    from nlpx.train.export import export_hf
+    from nlpx.train.loggers import JsonlLogger
+    from nlpx.train.trainer import build_finetune_trainer
+
+    t, seed = cfg.task, int(cfg.seed)
+    torch.manual_seed(seed)  # the new head's initialisation is a function of the seed
+    model, tokenizer = load_classifier(model_path, data.spec, new_head=new_head)
+    objective = SequenceClassification(cfg.objective, data.num_labels)
+    dm = FinetuneDataModule(data, tokenizer, batch_size=int(t.batch_size),
+                            eval_batch_size=int(t.eval_batch_size), seed=seed,
+                            num_workers=int(cfg.data.num_workers))
+    accumulate = int(cfg.trainer.accumulate_grad_batches)
+    steps_per_epoch = math.ceil(dm.train_batches_per_epoch() / accumulate)
+    total = int(t.epochs) * steps_per_epoch
+    if t.max_steps:
+        total = min(total, int(t.max_steps))
+    module = FinetuneModule(cfg, model, objective, data, total_steps=total, steps_per_epoch=steps_per_epoch)
+    trainer = build_finetune_trainer(cfg, run_dir, loggers, max_epochs=int(t.epochs),
+                                     max_steps=int(t.max_steps) if t.max_steps else None)
+    for lg in loggers:
+        if isinstance(lg, JsonlLogger):
+            lg.global_step = lambda: trainer.global_step
+
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    train_seconds = time.perf_counter() - started - module.val_seconds
+    if not module.evaluations or module.evaluations[-1]["step"] != trainer.global_step:
+        trainer.validate(module, datamodule=dm, verbose=False)
+    module.restore_kept()
+    kept = module.kept
+
+    for split in data.dev:
+        write_dev_predictions(run_dir / "predictions" / "dev" / f"{split.task}.{split.name}.tsv", split.task,
+                              split.examples, module.kept_dev_predictions[split.name])
+    test_files = {}
+    if predict_test and data.test:
+        outputs = trainer.predict(module, dataloaders=dm.predict_dataloader())
+        if len(data.test) == 1:
+            outputs = [outputs]
+        from nlpx.finetune.module import _in_row_order
+
+        for split, out in zip(data.test, outputs):
+            preds = _in_row_order(out, len(split.examples))
+            path = write_predictions(run_dir / "predictions" / "test", split.task, split.name, split.examples, preds)
+            test_files[path.name] = str(path)
+    if t.export:
+        export_hf(model, tokenizer, run_dir / "hf")
+
+    dev_examples = sum(len(s.examples) for s in data.dev)
+    result = {
+        "task": str(t.name), "seed": seed, "select": str(t.select),
+        "metrics": kept["metrics"], "score": kept["score"], "epoch": kept["epoch"], "step": kept["step"],
+        "evaluations": module.evaluations, "steps": int(trainer.global_step),
+        "train_examples": len(data.train.examples), "examples_seen": module.examples_seen,
+        "train_seconds": round(train_seconds, 3),
+        "train_examples_per_s": module.examples_seen / train_seconds if train_seconds > 0 else None,
+        "eval_examples_per_s": (dev_examples * len(module.evaluations) / module.val_seconds
+                                if module.val_seconds > 0 else None),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "model": str(model_path), "new_head": new_head,
+        "test_predictions": test_files, "hf": str(run_dir / "hf") if t.export else None,
+    }
+    atomic_write_json(run_dir / "result.json", result)
+    return result
+
+
+def finetune_run(cfg, overrides: list[str]) -> dict:
+    """`nlpx train objective=classify ...`: one task, one seed, in runs/<experiment>/<run_id>/."""
+    from omegaconf import OmegaConf
+
+    from nlpx.data.tokenizer import load_tokenizer
+    from nlpx.finetune.model import checkpoint_path
+    from nlpx.rundir import run_dir_for
+    from nlpx.train.export import summary_info
+    from nlpx.train.loggers import build_loggers
+    from nlpx.train.run import quiet_libraries, write_run_config
+
+    quiet_libraries()
+    check_finetune_config(cfg)
+    path = checkpoint_path(cfg)
+    data = load_task_data(cfg, load_tokenizer(path, key="model.pretrained"))
+    run_dir = run_dir_for(cfg)
+    write_run_config(run_dir, cfg, overrides)
+    log.info("run directory: %s", run_dir)
+    loggers = build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_step=None)
+    result = finetune(cfg, data, model_path=path, run_dir=run_dir, loggers=loggers)
+    final = {**{f"val/{k}": v for k, v in result["metrics"].items()}, "val/score": result["score"]}
+    summary = {"run_dir": str(run_dir), "experiment": cfg.experiment, **result, "final": final,
+               **summary_info()}
+    atomic_write_json(run_dir / "summary.json", summary)
+    for lg in loggers:
+        lg.log_metrics({f"final/{k}": v for k, v in final.items()}, step=result["steps"])
+        lg.finalize("success")
+    return summary

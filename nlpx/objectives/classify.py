@@ -1,0 +1,45 @@
+"""Sequence classification / regression (objective=classify): the loss of one fine-tuning task.
+
+The model is the family's own *ForSequenceClassification (its pooler and head); the loss is
+computed here rather than by the model so that fine-tuning tricks can change it in one place.
+Classes: cross-entropy of the logits; STS-B (one output): mean squared error of the score, as
+transformers computes for problem_type="regression".
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class SequenceClassification(nn.Module):
+    kind = "finetune"  # `nlpx train` hands the run to nlpx.finetune.run
+    needs_nsp = False
+
+    def __init__(self, cfg, num_labels: int):
+        super().__init__()
+        self.cfg = cfg
+        self.num_labels = num_labels  # 1: regression
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+    def logits(self, model, batch) -> torch.Tensor:
+        return model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.is_regression:
+            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+        return F.cross_entropy(logits, labels)
+
+    def forward(self, model, batch) -> dict:
+        logits = self.logits(model, batch)
+        return {"loss": self.loss(logits, batch["labels"]), "_logits": logits}
+
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class ids, or scores for regression."""
+        return logits.squeeze(-1).float() if self.is_regression else logits.argmax(-1)
