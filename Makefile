@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/default_train.py
 	$(BIN)/python benchmarks/mlm_throughput.py
+	$(BIN)/python benchmarks/glue_vs_hf.py
 
 clean:
 	rm -rf $(VENV) .nlpx_cache runs

@@ -185,7 +185,7 @@ def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mn
 
 
 def _write_outputs(report: dict, results: dict[str, list[dict]], run_dir: Path) -> None:
-    from nlpx.eval.glue_report import to_csv, to_markdown
+    from nlpx.eval.glue_report import protocol_lines, to_csv, to_markdown
     from nlpx.eval.glue_submission import pack_submission
     from nlpx.train.export import summary_info
 
@@ -207,6 +207,7 @@ def _write_outputs(report: dict, results: dict[str, list[dict]], run_dir: Path) 
     if submitted:
         report["submission"] = {"zip": str(pack_submission(sub_dir, zip_path=run_dir / "submission.zip")),
                                 "files": submitted}
+    report["protocol"] = protocol_lines(report["settings"])
     atomic_write_json(run_dir / "results.json", report)
     atomic_write_text(run_dir / "results.csv", to_csv(report))
     atomic_write_text(run_dir / "results.md", to_markdown(report))

@@ -69,7 +69,7 @@ class FinetuneModule(L.LightningModule):
         metrics, predictions, loss_sum, n = {}, {}, 0.0, 0
         per_split = {}
         for idx, split in enumerate(self.data.dev):
-            preds = _in_row_order(self._val.get(idx, []), len(split.examples))
+            preds = in_row_order(self._val.get(idx, []), len(split.examples))
             predictions[split.name] = preds
             per_split[split.score_as] = task_metrics(split.score_as, preds, split.encoded.labels)
             loss_sum += sum(x[2] for x in self._val.get(idx, []))
@@ -124,7 +124,7 @@ def _finite(x: float) -> float:
     return x if math.isfinite(x) else -math.inf
 
 
-def _in_row_order(outputs: list, n: int) -> np.ndarray:
+def in_row_order(outputs: list, n: int) -> np.ndarray:
     """Per-batch (rows, predictions) from length-sorted batches -> one array in file order."""
     rows = torch.cat([o[0] for o in outputs]).numpy()
     preds = torch.cat([o[1] for o in outputs]).numpy()

@@ -51,7 +51,7 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
     from nlpx.eval.glue_submission import write_dev_predictions, write_predictions
     from nlpx.finetune.data import FinetuneDataModule
     from nlpx.finetune.model import load_classifier
-    from nlpx.finetune.module import FinetuneModule
+    from nlpx.finetune.module import FinetuneModule, in_row_order
     from nlpx.objectives.classify import SequenceClassification
     from nlpx.train.export import export_hf
     from nlpx.train.loggers import JsonlLogger
@@ -92,10 +92,8 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
         outputs = trainer.predict(module, dataloaders=dm.predict_dataloader())
         if len(data.test) == 1:
             outputs = [outputs]
-        from nlpx.finetune.module import _in_row_order
-
         for split, out in zip(data.test, outputs):
-            preds = _in_row_order(out, len(split.examples))
+            preds = in_row_order(out, len(split.examples))
             path = write_predictions(run_dir / "predictions" / "test", split.task, split.name, split.examples, preds)
             test_files[path.name] = str(path)
     if t.export:

@@ -25,6 +25,12 @@ def test_help_lists_groups_and_options(cache_dir):
         assert "task: glue/cola, glue/mnli" in out.stdout
 
 
+def test_eval_glue_help_names_the_outputs_and_resume(cache_dir):
+    out = nlpx("eval", "glue", "--help", cache_dir=cache_dir)
+    assert out.returncode == 0
+    assert "submission.zip" in out.stdout and "resume=runs/glue/<run_id>" in out.stdout
+
+
 def test_unknown_option_exits_2_naming_valid_options(cache_dir):
     out = nlpx("train", "objective=nspx", cache_dir=cache_dir)
     assert out.returncode == 2

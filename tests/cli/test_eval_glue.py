@@ -227,3 +227,30 @@ def test_unsupported_model_type_is_a_user_error(pretrained_run, glue_dir, tmp_pa
     overrides = ["objective=classify", *finetune_overrides(ckpt, glue_dir)]
     with pytest.raises(UserError, match="model type 'gpt2' is not supported for fine-tuning"):
         train(compose(overrides), overrides)
+
+
+def test_hf_parquet_layout_gives_the_same_results_as_the_tsv_files(pretrained_run, glue_dir, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    hf = tmp_path / "hf_glue"
+    (hf / "sst2").mkdir(parents=True)
+    for split, hf_split in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        rows = read_split(glue_dir, "sst2", split)
+        pq.write_table(pa.table({"sentence": [e.text_a for e in rows],
+                                 "label": [-1 if e.label is None else e.label for e in rows],
+                                 "idx": list(range(len(rows)))}),
+                       hf / "sst2" / f"{hf_split}-00000-of-00001.parquet")
+    common = ["eval.tasks=[sst2]", "eval.seeds=[0]"]
+    from_hf = eval_glue(args(pretrained_run, hf, tmp_path / "a", *common))
+    from_tsv = eval_glue(args(pretrained_run, glue_dir, tmp_path / "b", *common))
+    assert from_hf["tasks"] == from_tsv["tasks"]
+    assert (Path(from_hf["run_dir"]) / "submission" / "SST-2.tsv").read_text() == \
+        (Path(from_tsv["run_dir"]) / "submission" / "SST-2.tsv").read_text()
+
+
+def test_results_go_to_the_wandb_run(pretrained_run, glue_dir, tmp_path):
+    overrides = [o for o in args(pretrained_run, glue_dir, tmp_path, "eval.tasks=[wnli]", "eval.seeds=[0]")
+                 if o != "logger=none"]
+    report = eval_glue([*overrides, "logger=wandb"])
+    (offline,) = (Path(report["run_dir"]) / "wandb").glob("offline-run-*")
+    assert list(offline.glob("*.wandb"))

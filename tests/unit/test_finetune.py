@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from nlpx.data.encode import Encoded
 from nlpx.finetune.data import Batches
-from nlpx.finetune.module import FinetuneModule, _in_row_order
+from nlpx.finetune.module import FinetuneModule, in_row_order
 from nlpx.finetune.subset import train_subset
 from nlpx.objectives.classify import SequenceClassification
 
@@ -48,9 +48,9 @@ def test_batches_without_segment_ids_or_labels():
 
 def test_predictions_go_back_to_file_order():
     outputs = [(torch.tensor([2, 0]), torch.tensor([7, 8])), (torch.tensor([1]), torch.tensor([9]))]
-    assert _in_row_order(outputs, 3).tolist() == [8, 9, 7]
+    assert in_row_order(outputs, 3).tolist() == [8, 9, 7]
     with pytest.raises(RuntimeError, match="covered 2 of 3"):
-        _in_row_order([(torch.tensor([2, 0]), torch.tensor([7, 8]))], 3)
+        in_row_order([(torch.tensor([2, 0]), torch.tensor([7, 8]))], 3)
 
 
 def test_subset_is_fixed_by_its_seed_and_sorted():
