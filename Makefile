@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/default_train.py
 	$(BIN)/python benchmarks/mlm_throughput.py
 	$(BIN)/python benchmarks/glue_vs_hf.py
+	$(BIN)/python benchmarks/family_throughput.py
 
 clean:
 	rm -rf $(VENV) .nlpx_cache runs

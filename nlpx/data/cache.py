@@ -22,7 +22,7 @@ from nlpx.data.corpus import TokenizedCorpus
 from nlpx.errors import UserError
 
 log = logging.getLogger("nlpx.data")
-CACHE_VERSION = 2  # 2: at least two validation documents
+CACHE_VERSION = 3  # 2: at least two validation documents; 3: word_starts.bin
 SPLITS = ("train", "val")
 _ENCODE_BATCH = 4096  # sentences per tokenizers.encode_batch call
 
@@ -85,8 +85,41 @@ def load(entry: Path) -> PreparedCorpus:
 
 def _load_split(folder: Path) -> TokenizedCorpus:
     tokens = np.memmap(folder / "tokens.bin", dtype=np.int32, mode="r")
+    word_starts = np.memmap(folder / "word_starts.bin", dtype=np.bool_, mode="r")
     return TokenizedCorpus(tokens, np.load(folder / "sent_offsets.npy"),
-                           np.load(folder / "doc_sents.npy"))
+                           np.load(folder / "doc_sents.npy"), word_starts)
+
+
+def word_start_flags(encoding, text: str | None = None, *, from_offsets: bool = False) -> np.ndarray:
+    """bool per token of one sentence's encoding (no special tokens): True where a word starts.
+
+    Words are the tokenizer's own, read from ``encoding.word_ids`` (the pieces its pre-tokenizer
+    cut: whitespace and punctuation for WordPiece, the regex pieces of byte-level BPE, the
+    "▁"-separated pieces of a Metaspace tokenizer), never from token strings ("##", "Ġ", "▁"),
+    which differ between tokenizer kinds. A token starts a word when its word id differs from the
+    previous token's; a token without a word id is a word of its own.
+
+    ``from_offsets``: for a tokenizer with no pre-tokenizer (e.g. a Llama-style SentencePiece
+    conversion), word_ids put a whole sentence in word 0. Words are then the whitespace-separated
+    runs of ``text``, and a token belongs to the first word starting at or after its first
+    character, read from ``encoding.offsets`` (so a whitespace-only or "▁"-prefixed token joins
+    the word after it).
+    """
+    if from_offsets:
+        n = len(text)
+        nonspace = np.fromiter((not c.isspace() for c in text), dtype=bool, count=n)
+        begins = nonspace.copy()
+        begins[1:] &= ~nonspace[:-1]
+        last_begun = np.cumsum(begins) - 1  # the word a character is in, or last left
+        char_word = np.append(np.where(nonspace, last_begun, last_begun + 1), int(begins.sum()))
+        first = np.fromiter((s for s, _ in encoding.offsets), dtype=np.int64, count=len(encoding))
+        words = char_word[np.minimum(first, n)]
+    else:
+        words = np.fromiter((-1 if w is None else w for w in encoding.word_ids), dtype=np.int64,
+                            count=len(encoding))
+    flags = np.ones(words.size, dtype=bool)
+    flags[1:] = (words[1:] != words[:-1]) | (words[1:] < 0)
+    return flags
 
 
 def _doc_hash(n: int) -> np.ndarray:
@@ -124,6 +157,10 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
 
     writers = {s: _SplitWriter(tmp / s) for s in SPLITS}
     backend = tokenizer.backend_tokenizer
+    from_offsets = backend.pre_tokenizer is None
+    if from_offsets:
+        log.info("the tokenizer has no pre-tokenizer: word boundaries come from whitespace in the "
+                 "text, through the token offsets")
     pending: list[tuple[int, list[str]]] = []
 
     def flush():
@@ -131,9 +168,11 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
         encoded = backend.encode_batch(flat, add_special_tokens=False) if flat else []
         pos = 0
         for d, doc in pending:
-            ids = [encoded[pos + i].ids for i in range(len(doc))]
+            sents = [(encoded[pos + i].ids, word_start_flags(encoded[pos + i], text,
+                                                             from_offsets=from_offsets))
+                     for i, text in enumerate(doc)]
             pos += len(doc)
-            writers["val" if is_val[d] else "train"].add([s for s in ids if s])
+            writers["val" if is_val[d] else "train"].add([s for s in sents if s[0]])
         pending.clear()
 
     for d, doc in enumerate(corpus.documents()):  # pass 2: tokenize and write
@@ -157,25 +196,30 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
 
 
 class _SplitWriter:
-    """Appends documents to tokens.bin; keeps only per-sentence lengths in memory."""
+    """Appends documents to tokens.bin and their word-start flags (one byte per token) to
+    word_starts.bin; keeps only per-sentence lengths in memory."""
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True)
         self.folder = folder
         self.file = open(folder / "tokens.bin", "wb")
+        self.starts_file = open(folder / "word_starts.bin", "wb")
         self.sent_lens: list[int] = []
         self.doc_sents: list[int] = [0]
 
-    def add(self, sentences: list[list[int]]) -> None:
+    def add(self, sentences: list[tuple[list[int], np.ndarray]]) -> None:
+        """One document: (token ids, word-start flags) per non-empty sentence."""
         if not sentences:
             return
-        for s in sentences:
-            self.file.write(np.asarray(s, dtype=np.int32).tobytes())
-            self.sent_lens.append(len(s))
+        for ids, starts in sentences:
+            self.file.write(np.asarray(ids, dtype=np.int32).tobytes())
+            self.starts_file.write(np.asarray(starts, dtype=np.bool_).tobytes())
+            self.sent_lens.append(len(ids))
         self.doc_sents.append(len(self.sent_lens))
 
     def close(self) -> tuple[int, int]:
         self.file.close()
+        self.starts_file.close()
         offsets = np.zeros(len(self.sent_lens) + 1, dtype=np.int64)
         np.cumsum(self.sent_lens, out=offsets[1:])
         np.save(self.folder / "sent_offsets.npy", offsets)

@@ -6,6 +6,9 @@ Layout (all offsets are global positions into ``tokens``):
 - ``tokens``       int32 [N]     every token id of the split, documents back to back, no specials
 - ``sent_offsets`` int64 [S + 1] sentence s = tokens[sent_offsets[s]:sent_offsets[s + 1]]
 - ``doc_sents``    int64 [D + 1] document d = sentences doc_sents[d]:doc_sents[d + 1]
+- ``word_starts``  bool  [N]     token starts a word, from the tokenizer's own word_ids() (see
+                                 cache.word_start_flags); None means no word information, and
+                                 every token then counts as a word of its own
 """
 
 from __future__ import annotations
@@ -20,10 +23,17 @@ class TokenizedCorpus:
     tokens: np.ndarray
     sent_offsets: np.ndarray
     doc_sents: np.ndarray
+    word_starts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.word_starts is not None and self.word_starts.shape != self.tokens.shape:
+            raise ValueError(f"word_starts has shape {self.word_starts.shape}, tokens {self.tokens.shape}")
 
     @classmethod
-    def from_documents(cls, docs: list[list[list[int]]]) -> "TokenizedCorpus":
-        """Build an in-memory corpus from documents given as lists of tokenized sentences."""
+    def from_documents(cls, docs: list[list[list[int]]],
+                       word_starts: list[list[list[bool]]] | None = None) -> "TokenizedCorpus":
+        """Build an in-memory corpus from documents given as lists of tokenized sentences, with
+        optional per-token word-start flags in the same nesting."""
         sent_lens = [len(s) for d in docs for s in d]
         sents_per_doc = [len(d) for d in docs]
         tokens = np.fromiter((t for d in docs for s in d for t in s), dtype=np.int32,
@@ -32,7 +42,10 @@ class TokenizedCorpus:
         np.cumsum(sent_lens, out=sent_offsets[1:])
         doc_sents = np.zeros(len(docs) + 1, dtype=np.int64)
         np.cumsum(sents_per_doc, out=doc_sents[1:])
-        return cls(tokens, sent_offsets, doc_sents)
+        starts = None
+        if word_starts is not None:
+            starts = np.fromiter((bool(f) for d in word_starts for s in d for f in s), dtype=bool)
+        return cls(tokens, sent_offsets, doc_sents, starts)
 
     @property
     def num_docs(self) -> int:
@@ -53,3 +66,12 @@ class TokenizedCorpus:
     def doc_sentence_bounds(self, d: int) -> np.ndarray:
         """Global token offsets of doc d's sentence boundaries, start and end included."""
         return self.sent_offsets[self.doc_sents[d]:self.doc_sents[d + 1] + 1]
+
+    def starts_word(self, index) -> np.ndarray:
+        """bool copy of ``word_starts[index]`` (a slice or an index array); all True without word
+        information."""
+        if self.word_starts is None:
+            if isinstance(index, slice):
+                return np.ones(len(range(*index.indices(self.num_tokens))), dtype=bool)
+            return np.ones(np.shape(index), dtype=bool)
+        return np.array(self.word_starts[index], dtype=bool)

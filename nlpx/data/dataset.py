@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from nlpx.data.masking import MaskingConfig, mask_tokens
+from nlpx.data.masking import MaskingConfig, mask_example
 
 TRAIN_STREAM, VAL_STREAM = 1, 2
 
@@ -35,10 +35,10 @@ class MaskedExamples(Dataset):
         rng = np.random.default_rng([self.seed, 0 if self.static else epoch, idx, self.stream])
         example = self.instances.get(idx, rng)
         ids = example["input_ids"]
-        masked, labels = mask_tokens(ids, rng, self.masking, mask_id=self.mask_id,
-                                     special_mask=np.isin(ids, self.special_ids),
-                                     random_ids=self.random_ids)
-        return {**example, "input_ids": masked, "labels": labels}
+        masked = mask_example(ids, rng, self.masking, mask_id=self.mask_id,
+                              special_mask=np.isin(ids, self.special_ids),
+                              random_ids=self.random_ids, word_start=example.get("word_start"))
+        return {**example, **masked}
 
 
 class StreamSampler(Sampler):
@@ -75,14 +75,22 @@ class StreamSampler(Sampler):
 
 
 class Collator:
-    """Pads a list of examples to the longest one (dynamic padding) and builds tensors."""
+    """Pads a list of examples to the longest one (dynamic padding) and builds tensors.
+
+    Only model inputs and targets reach the batch: ``word_start`` (read by the masking in
+    MaskedExamples) is dropped. The span boundary fields ``sbo_left`` / ``sbo_right`` /
+    ``sbo_pos`` (strategy=span only) are padded with -1, their value outside spans.
+    """
+
+    OPTIONAL = ("sbo_left", "sbo_right", "sbo_pos")
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
 
     def __call__(self, examples: list[dict]) -> dict:
         width = max(len(e["input_ids"]) for e in examples)
-        fill = {"input_ids": self.pad_id, "labels": -100, "token_type_ids": 0}
+        fill = {"input_ids": self.pad_id, "labels": -100, "token_type_ids": 0,
+                **{key: -1 for key in self.OPTIONAL if key in examples[0]}}
         batch = {}
         for key, value in fill.items():
             out = np.full((len(examples), width), value, dtype=np.int64)

@@ -34,6 +34,9 @@ def _tokenizer_file(folder):
 
 
 def prepare_corpus(cfg) -> PreparedCorpus:
+    from nlpx.train.datamodule import check_objective_settings
+
+    check_objective_settings(cfg.objective)  # a typo fails now, not after the corpus is built
     corpus = get_class(cfg.data._target_)(cfg.data)
     spec, make_tokenizer = tokenizer_source(cfg)
     return prepare(corpus, cache_dir=cfg.data.cache_dir, val_fraction=float(cfg.data.val_fraction),

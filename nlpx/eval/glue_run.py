@@ -254,6 +254,7 @@ def _eval_loggers(cfg, run_dir: Path, resumed: bool):
 def _log_report(loggers, report: dict) -> None:
     """The per-task numbers as glue/<task>/<metric> scalars, and the table itself for W&B."""
     from nlpx.eval.glue_report import table_rows
+    from nlpx.train.loggers import close_loggers
 
     flat = {}
     for r in report["tasks"]:
@@ -270,4 +271,4 @@ def _log_report(loggers, report: dict) -> None:
         lg.log_metrics(flat, step=0)
         if hasattr(lg, "log_table"):  # W&B
             lg.log_table(key="glue/results", columns=header, data=rows)
-        lg.finalize("success")
+    close_loggers(loggers)

@@ -10,7 +10,8 @@ from nlpx.models.pretrained import resolve_pretrained
 
 # model_type in config.json -> family name; transformers' Auto classes pick each one's own head
 FAMILIES = {"bert": "BERT", "roberta": "RoBERTa", "deberta-v2": "DeBERTa-v2/v3", "deberta": "DeBERTa",
-            "electra": "ELECTRA", "albert": "ALBERT"}
+            "electra": "ELECTRA", "albert": "ALBERT", "roformer": "RoFormer",
+            "gpt2": "GPT-2 (classifies from the last non-padding token)"}
 
 
 def checkpoint_path(cfg) -> Path:
@@ -36,6 +37,8 @@ def load_classifier(path: Path, spec, *, new_head: bool = False):
         problem_type="regression" if spec.is_regression else "single_label_classification",
         id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=new_head)
+    if model.config.pad_token_id is None:  # GPT-2 checkpoints: its classifier finds the last token by it
+        model.config.pad_token_id = tokenizer.pad_token_id
     if len(tokenizer) > model.config.vocab_size:
         raise UserError(f"model.pretrained={path}: the tokenizer has {len(tokenizer)} tokens but the "
                         f"model only {model.config.vocab_size} embeddings")

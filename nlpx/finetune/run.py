@@ -125,7 +125,7 @@ def finetune_run(cfg, overrides: list[str]) -> dict:
     from nlpx.finetune.model import checkpoint_path
     from nlpx.rundir import run_dir_for
     from nlpx.train.export import summary_info
-    from nlpx.train.loggers import build_loggers
+    from nlpx.train.loggers import build_loggers, close_loggers
     from nlpx.train.run import quiet_libraries, write_run_config
 
     quiet_libraries()
@@ -143,5 +143,5 @@ def finetune_run(cfg, overrides: list[str]) -> dict:
     atomic_write_json(run_dir / "summary.json", summary)
     for lg in loggers:
         lg.log_metrics({f"final/{k}": v for k, v in final.items()}, step=result["steps"])
-        lg.finalize("success")
+    close_loggers(loggers)
     return summary

@@ -1,4 +1,8 @@
-"""Parameter counts for `nlpx config`, from a model built on the meta device (no memory, no data)."""
+"""Parameter counts for `nlpx config`, from a model built on the meta device (no memory, no data).
+
+family.build applies what every family adds to its transformers class (ALBERT's partial sharing,
+a frozen sinusoidal table), and shared parameters count once (model.parameters() deduplicates).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,29 @@ def count_parameters(cfg) -> tuple[int, str]:
     from nlpx.data.tokenizer import load_tokenizer
 
     family = get_class(cfg.model._target_)(cfg.model)
-    nsp = get_class(cfg.objective._target_).needs_nsp
+    objective_cls = get_class(cfg.objective._target_)
+    pretraining = getattr(objective_cls, "kind", "pretrain") == "pretrain"
     note = ""
     if family.pretrained is not None:
         config = family.hf_config(0, 0)
-    elif cfg.data.tokenizer:
+    elif cfg.data.get("tokenizer"):
         tok = load_tokenizer(cfg.data.tokenizer)
         config = family.hf_config(len(tok), tok.pad_token_id)
     else:
-        config = family.hf_config(int(cfg.data.vocab_size), 0)
-        note = f" (with a vocabulary of data.vocab_size={cfg.data.vocab_size}; a trained tokenizer may be smaller)"
+        vocab = int(cfg.data.get("vocab_size", 0) or 30522)
+        config = family.hf_config(vocab, 0)
+        note = f" (with a vocabulary of {vocab}; a trained tokenizer may be smaller)"
     with torch.device("meta"):
-        model = family.pretraining_class(nsp)(config)
-    return sum(p.numel() for p in model.parameters()), note
+        model = family.build(config, objective_cls.needs_nsp)
+        heads = []
+        if pretraining:  # heads an objective adds itself (SBO, a pair head) count too
+            objective = objective_cls(cfg.objective, family)
+            objective.attach(model)
+            heads = list(objective.parameters())
+    if not pretraining:
+        note += " (the pretraining model; fine-tuning replaces its head with the task's)"
+    params = list(model.parameters()) + heads
+    frozen = sum(p.numel() for p in params if not p.requires_grad)
+    if frozen:
+        note += f" ({frozen:,} of them frozen: fixed position tables)"
+    return sum(p.numel() for p in params), note

@@ -1,7 +1,11 @@
-"""Masked LM (objective=mlm) and masked LM + next-sentence prediction (objective=mlm_nsp).
+"""Masked LM (objective=mlm), MLM + next-sentence prediction (mlm_nsp), MLM + sentence-order
+prediction (sop, ALBERT).
 
 L_MLM = -sum_{i in C} log p(x_i | X~), averaged over the selected positions C. The vocabulary
 projection runs on the selected positions only: for small models it costs more than the encoder.
+The pair tasks (NSP, SOP) classify the pooled [CLS] vector into 2 classes with the family's HF
+head where it has one (BERT's NSP head, ALBERT's SOP head), else with a head of nlpx's own
+(a linear layer on the pooled vector, as BERT's head); loss = L_MLM + L_pair.
 """
 
 from __future__ import annotations
@@ -10,14 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nlpx.objectives.base import PretrainObjective
 
-class MaskedLM(nn.Module):
-    needs_nsp = False
 
-    def __init__(self, cfg, family):
-        super().__init__()
-        self.cfg = cfg
-        self.family = family
+class MaskedLM(PretrainObjective):
+    name = "mlm"
 
     def encode(self, model, batch):
         return self.family.encoder(model)(input_ids=batch["input_ids"],
@@ -41,15 +42,38 @@ class MaskedLM(nn.Module):
 
 
 class MaskedLMWithNSP(MaskedLM):
+    """MLM + a sentence-pair task; the label is batch["next_sentence_label"] (0 = in order)."""
+
+    name = "mlm_nsp"
     needs_nsp = True
+    pair = "nsp"  # metric prefix
+
+    def attach(self, model) -> None:
+        if self.family.pair_head(model) is None:
+            hidden = model.config.hidden_size
+            self.own_pair_head = nn.Linear(hidden, 2)
+            nn.init.normal_(self.own_pair_head.weight, std=getattr(model.config, "initializer_range", 0.02))
+            nn.init.zeros_(self.own_pair_head.bias)
+
+    def pair_logits(self, model, out, batch) -> torch.Tensor:
+        head = self.family.pair_head(model) or self.own_pair_head
+        return head(self.family.pooled(out, batch["attention_mask"]))
 
     def forward(self, model, batch) -> dict:
         out = self.encode(model, batch)
         result = self.mlm(model, out.last_hidden_state, batch["labels"])
-        nsp_logits = self.family.nsp_head(model)(out.pooler_output)
-        nsp_labels = batch["next_sentence_label"]
-        result["nsp_loss"] = F.cross_entropy(nsp_logits.float(), nsp_labels)
-        result["nsp_acc"] = (nsp_logits.argmax(-1) == nsp_labels).float().mean()
-        result["_nsp_count"] = int(nsp_labels.numel())
-        result["loss"] = result["mlm_loss"] + result["nsp_loss"]
+        logits = self.pair_logits(model, out, batch)
+        labels = batch["next_sentence_label"]
+        p = self.pair
+        result[f"{p}_loss"] = F.cross_entropy(logits.float(), labels)
+        result[f"{p}_acc"] = (logits.argmax(-1) == labels).float().mean()
+        result[f"_{p}_count"] = int(labels.numel())
+        result["loss"] = result["mlm_loss"] + result[f"{p}_loss"]
         return result
+
+
+class MaskedLMWithSOP(MaskedLMWithNSP):
+    """ALBERT: the pair is two consecutive segments of one document, swapped half of the time."""
+
+    name = "sop"
+    pair = "sop"

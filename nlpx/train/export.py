@@ -8,13 +8,16 @@ import subprocess
 from pathlib import Path
 
 
-def export_hf(model, tokenizer, target: Path) -> None:
-    """Write to a sibling folder, then swap it in: a crash never leaves a half-written hf/."""
+def export_hf(model, tokenizer, target: Path, extra=None) -> None:
+    """Write to a sibling folder, then swap it in: a crash never leaves a half-written hf/.
+    `extra(folder)` adds files of nlpx's own (an objective's heads) inside the same swap."""
     target = Path(target)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
+    if extra is not None:
+        extra(tmp)
     old = target.with_name(target.name + ".old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)

@@ -78,6 +78,17 @@ def build_loggers(cfg, run_dir: Path, config_dict: dict, resume_step: int | None
     return loggers
 
 
+def close_loggers(loggers) -> None:
+    """Finalize every logger and end the W&B run: Lightning's WandbLogger leaves it open, and the
+    next run in the same process (a sweep, `nlpx eval glue`, tests) would log into it."""
+    for lg in loggers:
+        lg.finalize("success")
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
+
+
 def _wandb_id(run_dir: Path) -> str:
     """A stable W&B id per run directory, so a resumed run continues the same W&B run."""
     import hashlib

@@ -74,13 +74,14 @@ class PretrainModule(L.LightningModule):
     # -- validation ---------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx):
         out = self.objective(self.model, batch)
-        weights = {"mlm": out.get("_mlm_count", 1), "nsp": out.get("_nsp_count", 1)}
         for key, value in out.items():
             if key.startswith("_") or key == "loss":
                 continue
-            # token-weighted means over the whole validation set, not means of batch means
-            self.log(f"val/{key}", value, batch_size=max(weights[key.split("_")[0]], 1),
-                     sync_dist=True, prog_bar=key == "mlm_loss")
+            # token-weighted means over the whole validation set, not means of batch means: each
+            # metric "<part>_x" is weighted by the objective's "_<part>_count" for the batch
+            weight = out.get(f"_{key.split('_')[0]}_count", 1)
+            self.log(f"val/{key}", value, batch_size=max(weight, 1), sync_dist=True,
+                     prog_bar=key in ("mlm_loss", "clm_loss"))
 
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):

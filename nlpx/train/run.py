@@ -68,7 +68,7 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     from nlpx.models.pretrained import check_vocab
     from nlpx.train.datamodule import PretrainDataModule
     from nlpx.train.export import export_hf, summary_info
-    from nlpx.train.loggers import build_loggers
+    from nlpx.train.loggers import build_loggers, close_loggers
     from nlpx.train.module import PretrainModule
     from nlpx.train.schedule import UNBOUNDED_BATCHES, Budget
     from nlpx.train.trainer import build_trainer
@@ -89,9 +89,11 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     torch.manual_seed(int(cfg.seed))  # the random init is a function of the seed
     family = get_class(cfg.model._target_)(cfg.model)
     objective_cls = get_class(cfg.objective._target_)
+    objective_cls.check_family(family, str(cfg.objective.name))
     model = family.pretraining_model(prepared.tokenizer, nsp=objective_cls.needs_nsp)
     check_vocab(prepared.tokenizer, model.config.vocab_size, str(cfg.model.pretrained))
     objective = objective_cls(cfg.objective, family)
+    objective.attach(model)
 
     if not _is_ddp_child():
         write_run_config(run_dir, cfg, overrides)
@@ -103,7 +105,8 @@ def pretrain(cfg, overrides: list[str]) -> dict:
                               start_batch=start_step * accumulate)
     module = PretrainModule(cfg, model, objective, budget)
     loggers = build_loggers(cfg, run_dir, config_dict, resume_step=start_step if ckpt else None)
-    trainer = build_trainer(cfg, run_dir, loggers, total_batches=total_batches, monitor="val/mlm_loss")
+    trainer = build_trainer(cfg, run_dir, loggers, total_batches=total_batches,
+                            monitor=f"val/{'clm' if objective.decoder else 'mlm'}_loss")
     loggers[0].global_step = lambda: trainer.global_step
     if ckpt is None:  # the starting point of the validation curve (logged at step 0)
         trainer.validate(module, datamodule=data, verbose=False, weights_only=True)
@@ -115,7 +118,7 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # collective: every rank calls it
     if not trainer.is_global_zero:
         return {}
-    export_hf(model, prepared.tokenizer, run_dir / "hf")
+    export_hf(model, prepared.tokenizer, run_dir / "hf", extra=objective.export_heads)
     summary = {
         "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
         "final": {k: float(v) for k, v in final.items()},
@@ -130,7 +133,7 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     atomic_write_json(run_dir / "summary.json", summary)
     for lg in loggers:
         lg.log_metrics({f"final/{k}": v for k, v in summary["final"].items()}, step=trainer.global_step)
-        lg.finalize("success")
+    close_loggers(loggers)
     return summary
 
 

@@ -221,11 +221,11 @@ def test_other_families_fine_tune_with_their_own_head(kind, pretrained_run, glue
 
 
 def test_unsupported_model_type_is_a_user_error(pretrained_run, glue_dir, tmp_path):
-    ckpt = tmp_path / "gpt2"
+    ckpt = tmp_path / "t5"
     shutil.copytree(pretrained_run / "hf", ckpt)
-    (ckpt / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "t5"}))
     overrides = ["objective=classify", *finetune_overrides(ckpt, glue_dir)]
-    with pytest.raises(UserError, match="model type 'gpt2' is not supported for fine-tuning"):
+    with pytest.raises(UserError, match="model type 't5' is not supported for fine-tuning"):
         train(compose(overrides), overrides)
 
 

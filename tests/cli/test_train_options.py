@@ -27,6 +27,8 @@ def text_folder(root: Path) -> Path:
     return root
 
 
+# the decoder-only model and the causal objective only go together
+DECODER_PAIRS = {("model", "gpt2"): ["objective=clm"], ("objective", "clm"): ["model=gpt2"]}
 # options that only make sense for fine-tuning (data=glue feeds objective=classify)
 FINETUNING = {("objective", "classify"), ("data", "glue")}
 
@@ -43,6 +45,7 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
         extra.append(f"data.paths=[{text_folder(tmp_path / 'books')}]")
     if group == "logger":
         extra = [f"logger={option}"]
+    extra += DECODER_PAIRS.get((group, option), [])
     finetuning = (group, option) in FINETUNING or group == "task"
     if finetuning:  # fine-tunes the session's tiny pretrained run on the fixture GLUE folder
         task = option.rpartition("/")[2] if group == "task" else "sst2"

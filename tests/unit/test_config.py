@@ -8,8 +8,8 @@ from nlpx.errors import UserError
 
 def test_groups_are_the_documented_ones():
     groups = group_options()
-    assert groups["model"] == ["bert"]
-    assert groups["objective"] == ["classify", "mlm", "mlm_nsp"]
+    assert groups["model"] == ["albert", "bert", "deberta", "electra", "gpt2", "roberta", "roformer"]
+    assert groups["objective"] == ["classify", "clm", "mlm", "mlm_nsp", "sop", "span"]
     assert groups["data"] == ["glue", "synthetic", "text"]
     assert groups["task"] == [f"glue/{t}" for t in sorted(
         ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])]  # not glue/_default
@@ -70,7 +70,7 @@ def test_a_preset_field_can_be_overridden():
 
 def test_mlm_nsp_inherits_masking_and_uses_segment_pairs():
     o = compose(["objective=mlm_nsp", "objective.masking.ratio=0.3"]).objective
-    assert (o.format, o.nsp, o.nsp_negative_prob, o.masking.ratio) == ("segment_pair", True, 0.5, 0.3)
+    assert (o.format, o.nsp, o.nsp_negative_prob, o.masking.ratio) == ("segment_pair_nsp", True, 0.5, 0.3)
 
 
 def test_gpu_trainers_use_bf16_and_ddp_strategy():
@@ -82,7 +82,7 @@ def test_gpu_trainers_use_bf16_and_ddp_strategy():
 def test_unknown_option_names_the_valid_ones():
     with pytest.raises(UserError) as e:
         compose(["objective=mlmx"])
-    assert str(e.value) == "objective=mlmx: unknown option for group 'objective' (valid: classify, mlm, mlm_nsp)"
+    assert str(e.value) == "objective=mlmx: unknown option for group 'objective' (valid: classify, clm, mlm, mlm_nsp, sop, span)"
 
 
 def test_unknown_key_names_the_valid_keys():

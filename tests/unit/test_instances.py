@@ -14,7 +14,7 @@ def doc_of(tokens: np.ndarray) -> np.ndarray:
     return (np.asarray(tokens) - 100) // 1000
 
 
-def random_corpus(seed: int, n_docs: int, max_sent_len: int = 30, empty_docs=()) -> TokenizedCorpus:
+def random_docs(seed: int, n_docs: int, max_sent_len: int = 30, empty_docs=()) -> list[list[list[int]]]:
     g = np.random.default_rng(seed)
     docs = []
     for d in range(n_docs):
@@ -24,7 +24,11 @@ def random_corpus(seed: int, n_docs: int, max_sent_len: int = 30, empty_docs=())
         lens = g.integers(1, max_sent_len + 1, size=int(g.integers(1, 12)))
         starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
         docs.append([list(100 + 1000 * d + np.arange(s, s + n)) for s, n in zip(starts, lens)])
-    return TokenizedCorpus.from_documents(docs)
+    return docs
+
+
+def random_corpus(seed: int, n_docs: int, max_sent_len: int = 30, empty_docs=()) -> TokenizedCorpus:
+    return TokenizedCorpus.from_documents(random_docs(seed, n_docs, max_sent_len, empty_docs))
 
 
 def reference_stream(corpus: TokenizedCorpus) -> np.ndarray:
@@ -280,6 +284,6 @@ def test_same_rng_seed_same_pair():
     for idx in range(len(pairs)):
         x = pairs.get(idx, np.random.default_rng([1, 0, idx]))
         y = pairs.get(idx, np.random.default_rng([1, 0, idx]))
-        assert x.keys() == {"input_ids", "token_type_ids", "next_sentence_label"}
+        assert x.keys() == {"input_ids", "token_type_ids", "next_sentence_label", "word_start"}
         for k in x:
             np.testing.assert_array_equal(x[k], y[k])

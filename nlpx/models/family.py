@@ -1,0 +1,210 @@
+"""Model families (`model=`): one class per family over transformers' classes, one interface.
+
+A family turns cfg.model into a transformers model (random init, or `model.pretrained=PATH`: a
+local HF checkpoint folder or an nlpx run directory, whose config.json then decides the
+architecture) and tells the objectives where the parts they need are, so no objective names a
+family. Every family has:
+
+  name                the `model=` option: bert, roberta, albert, deberta, electra, gpt2, roformer
+  decoder             True only for decoder-only (causal) families: gpt2
+  uses_token_types    False where the family has no segment embeddings (roberta, deberta, gpt2);
+                      encoder(model) then ignores token_type_ids, so objectives may always pass them
+  positions           the valid values of model.position_embedding, the default first:
+                      (learned, sinusoidal) for bert/roberta/electra/albert/gpt2, (relative,) for
+                      deberta, (rotary,) for roformer
+
+  hf_config(vocab_size, pad_token_id)   the transformers config (the checkpoint's when pretrained)
+  pretraining_class(nsp)                the transformers class to pretrain: MLM + HF pair head where
+                                        HF has one and nsp=True (BERT: NSP, ALBERT: SOP), else the
+                                        MLM class; gpt2: the causal LM class whatever nsp is
+  build(config, nsp)                    pretraining_class(nsp)(config) with nlpx's own parts applied
+                                        (a frozen sinusoidal table); works on the meta device
+  pretraining_model(tokenizer, *, nsp)  the model to train (train mode): random init or checkpoint
+
+  encoder(model)      callable(input_ids=, attention_mask=, token_type_ids=) -> output with
+                      .last_hidden_state [B, T, H] (and .pooler_output, None where no pooler)
+  mlm_head(model)     callable(hidden [..., H]) -> vocab logits; None for gpt2
+  lm_head(model)      gpt2's next-token head, hidden -> vocab logits; None for the encoders
+  pair_head(model)    HF's 2-way head on the pooled vector: BERT cls.seq_relationship, ALBERT
+                      sop_classifier; None where the family (or the class built: nsp=False) has
+                      none, and the objective adds its own head. nsp_head is an alias.
+  pooled(encoder_output, attention_mask=None)
+                      the vector pair_head expects: pooler_output where the model has a pooler,
+                      else the first ([CLS]) position; for a decoder the last (non-padding)
+                      position, the only one that has seen the whole sequence
+
+Fixed sinusoidal positions (model.position_embedding=sinusoidal) are the original Transformer's
+PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d)), written into the
+family's learned position table, which is then frozen (requires_grad False). config.json records
+`nlpx_position_embedding: sinusoidal`, so nlpx re-freezes the table when it loads the checkpoint;
+plain transformers loads the same values as an ordinary (trainable) table.
+"""
+
+from __future__ import annotations
+
+from nlpx.errors import UserError
+from nlpx.models.pretrained import resolve_pretrained
+
+# the cfg.model keys that BERT-like configs take under the same name
+BERT_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
+             "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+             "max_position_embeddings", "type_vocab_size", "initializer_range", "layer_norm_eps")
+NO_TYPES_KEYS = tuple(k for k in BERT_KEYS if k != "type_vocab_size")  # families with a fixed one
+
+# transformers' model_type -> nlpx family, to name the right model= for a checkpoint
+FAMILY_OF_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "albert": "albert", "deberta-v2": "deberta",
+                        "electra": "electra", "gpt2": "gpt2", "roformer": "roformer"}
+
+
+def transformers_class(name: str):
+    import transformers
+
+    return getattr(transformers, name)
+
+
+def sinusoidal_table(rows: int, dim: int, offset: int = 0):
+    """[rows, dim] float64: row offset + pos holds PE(pos); the rows before offset are zero."""
+    import torch
+
+    pos = torch.arange(rows - offset, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # 10000^(2i/d)
+    table = torch.zeros(rows, dim, dtype=torch.float64)
+    table[offset:, 0::2] = torch.sin(pos / freq)
+    table[offset:, 1::2] = torch.cos(pos / freq[: dim // 2])
+    return table
+
+
+class _WithoutTokenTypes:
+    """The base model called without token_type_ids (and with fixed extra arguments).
+
+    For families without segment embeddings: RoBERTa's single-row table would fail on segment
+    id 1, and GPT-2 would add its *word* embedding of token 0 for token_type_ids of zeros.
+    Attributes (embeddings, config, ...) are the base model's.
+    """
+
+    def __init__(self, module, **fixed):
+        self.module = module
+        self.fixed = fixed
+
+    def __call__(self, *args, token_type_ids=None, **kwargs):
+        return self.module(*args, **kwargs, **self.fixed)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["module"], name)
+
+
+class Family:
+    name = "?"
+    decoder = False
+    uses_token_types = True
+    positions = ("learned", "sinusoidal")
+    model_type = "?"           # transformers' model_type of the checkpoints this family loads
+    config_class = "?"         # transformers class names, imported when first used
+    mlm_class = "?"
+    pair_class: str | None = None
+    base_attr = "?"            # the attribute of the pretraining model that holds the base model
+    config_keys = BERT_KEYS    # the cfg.model keys passed to the config under their own names
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.pretrained = resolve_pretrained(cfg.pretrained)
+        self.position_embedding = str(cfg.get("position_embedding") or self.positions[0])
+        if self.position_embedding not in self.positions:
+            raise UserError(f"model.position_embedding={self.position_embedding}: not available for "
+                            f"model={self.name} (valid: {', '.join(self.positions)})")
+
+    # -- building -------------------------------------------------------------------------------
+    def config_fields(self, pad_token_id: int) -> dict:
+        """Config fields from cfg.model (the family's own ones added by each subclass)."""
+        return {k: self.cfg[k] for k in self.config_keys}
+
+    def hf_config(self, vocab_size: int, pad_token_id: int):
+        if self.pretrained is not None:
+            return self.checkpoint_config()
+        fields = self.config_fields(pad_token_id)
+        if self.position_embedding == "sinusoidal":
+            fields["nlpx_position_embedding"] = "sinusoidal"
+        return transformers_class(self.config_class)(
+            vocab_size=vocab_size, pad_token_id=pad_token_id,
+            attn_implementation=self.cfg.attn_implementation, **fields)
+
+    def checkpoint_config(self):
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(self.pretrained), local_files_only=True)
+        if config.model_type != self.model_type:
+            family = FAMILY_OF_MODEL_TYPE.get(config.model_type)
+            hint = f"use model={family}" if family else "no nlpx family loads it"
+            raise UserError(f"model.pretrained={self.cfg.pretrained}: a '{config.model_type}' checkpoint, "
+                            f"not {self.name} ({hint})")
+        return config
+
+    def pretraining_class(self, nsp: bool):
+        """The MLM + pair-head class where HF has one and nsp is asked for, else the MLM class."""
+        return transformers_class(self.pair_class if nsp and self.pair_class else self.mlm_class)
+
+    def build(self, config, nsp: bool):
+        return self.finish(self.pretraining_class(nsp)(config))
+
+    def pretraining_model(self, tokenizer, *, nsp: bool):
+        if self.pretrained is None:
+            config = self.hf_config(len(tokenizer), tokenizer.pad_token_id)
+            self.tokenizer_fields(config, tokenizer)
+            return self.build(config, nsp)
+        self.checkpoint_config()  # the right family for this checkpoint
+        model = self.pretraining_class(nsp).from_pretrained(
+            str(self.pretrained), attn_implementation=self.cfg.attn_implementation)
+        return self.finish(model).train()  # from_pretrained returns eval mode; dropout must be on
+
+    def tokenizer_fields(self, config, tokenizer) -> None:
+        """Config fields that come from the tokenizer beyond vocab size and pad id (gpt2's bos/eos)."""
+
+    def finish(self, model):
+        """nlpx's parts the HF class lacks, from the config: the frozen sinusoidal table.
+
+        Runs after random init and after from_pretrained (which makes every table trainable)."""
+        if getattr(model.config, "nlpx_position_embedding", "learned") == "sinusoidal":
+            import torch
+
+            weight = self.position_table(model).weight
+            if not weight.is_meta:
+                table = sinusoidal_table(weight.shape[0], weight.shape[1], self.position_offset(model.config))
+                with torch.no_grad():
+                    weight.copy_(table.to(weight.dtype))
+            weight.requires_grad_(False)
+        return model
+
+    def position_table(self, model):
+        """The learned absolute position table (an nn.Embedding)."""
+        return self.base(model).embeddings.position_embeddings
+
+    @staticmethod
+    def position_offset(config) -> int:
+        """Table row of position 0 (RoBERTa counts positions from pad_id + 1)."""
+        return 0
+
+    # -- the parts objectives use ---------------------------------------------------------------
+    def base(self, model):
+        return getattr(model, self.base_attr)
+
+    def encoder(self, model):
+        base = self.base(model)
+        return base if self.uses_token_types else _WithoutTokenTypes(base)
+
+    def mlm_head(self, model):
+        raise NotImplementedError
+
+    def lm_head(self, model):
+        return None
+
+    def pair_head(self, model):
+        return None
+
+    def nsp_head(self, model):
+        return self.pair_head(model)
+
+    def pooled(self, encoder_output, attention_mask=None):
+        pooled = getattr(encoder_output, "pooler_output", None)
+        if pooled is not None:
+            return pooled
+        return encoder_output.last_hidden_state[:, 0]

@@ -1,0 +1,87 @@
+"""Every sensible model x objective pair trains 2 steps, exports a plain HF model (plus nlpx's
+own heads where it adds some) and fine-tunes with objective=classify; nonsense pairs exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nlpx.config import compose, group_options
+from nlpx.errors import UserError
+from nlpx.train.run import train
+from tests.conftest import finetune_overrides
+
+ENCODERS = [m for m in group_options()["model"] if m != "gpt2"]
+MASKED = ["mlm", "mlm_nsp", "sop", "span"]
+VALID = [(m, o) for m in ENCODERS for o in MASKED] + [("gpt2", "clm")]
+INVALID = [(m, "clm") for m in ENCODERS] + [("gpt2", o) for o in MASKED]
+
+
+def run(overrides):
+    return train(compose(overrides), overrides)
+
+
+def test_the_matrix_covers_every_option():
+    assert set(group_options()["model"]) == {*ENCODERS, "gpt2"} and len(ENCODERS) == 6
+    assert set(MASKED) | {"clm"} <= set(group_options()["objective"])
+
+
+@pytest.mark.parametrize("model,objective", VALID)
+def test_valid_pair_trains_exports_and_reloads(model, objective, small):
+    from transformers import AutoModel
+
+    summary = run(small(f"model={model}", f"objective={objective}"))
+    assert summary["steps"] == 2
+    hf = Path(summary["run_dir"]) / "hf"
+    prefix = {"mlm": "mlm", "mlm_nsp": "nsp", "sop": "sop", "span": "sbo", "clm": "clm"}[objective]
+    assert f"val/{prefix}_loss" in summary["final"]
+    reloaded = AutoModel.from_pretrained(str(hf))
+    ids = torch.tensor([[2, 7, 9, 11, 3]])
+    assert torch.isfinite(reloaded(input_ids=ids).last_hidden_state).all()
+    heads = hf / "nlpx_heads.json"
+    own_pair_head = objective in ("mlm_nsp", "sop") and model not in ("bert", "albert")
+    assert heads.is_file() == (objective == "span" or own_pair_head)
+    if heads.is_file():
+        names = set(json.loads(heads.read_text())["tensors"])
+        assert any(n.startswith("sbo_head." if objective == "span" else "own_pair_head.") for n in names)
+
+
+@pytest.mark.parametrize("model,objective", INVALID)
+def test_nonsense_pair_is_a_user_error_before_any_output(model, objective, small, tmp_path):
+    with pytest.raises(UserError, match="decoder-only|bidirectional encoder"):
+        run(small(f"model={model}", f"objective={objective}"))
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("model", [*ENCODERS, "gpt2"])
+def test_every_family_export_fine_tunes(model, small, glue_dir, tmp_path):
+    pretrained = Path(run(small(f"model={model}", f"objective={'clm' if model == 'gpt2' else 'mlm'}"))["run_dir"])
+    overrides = ["objective=classify", *finetune_overrides(pretrained, glue_dir, task="rte"),
+                 f"runs_dir={tmp_path / 'ft'}"]
+    summary = run(overrides)
+    assert summary["steps"] == 2 and 0.0 <= summary["score"] <= 1.0
+
+
+@pytest.mark.parametrize("extra", [
+    ["model.position_embedding=sinusoidal"],
+    ["model=roberta", "model.position_embedding=sinusoidal"],
+    ["model=albert", "model.share=attention"],
+    ["model=albert", "model.share=ffn"],
+    ["model=albert", "model.share=none", "objective=sop"],
+    ["objective.masking.strategy=whole_word"],
+    ["model=roberta", "objective.masking.strategy=whole_word"],
+    ["objective.format=doc_sentences"],
+    ["objective=mlm_nsp", "objective.format=sentence_pair_nsp"],
+    ["model=deberta", "objective=span", "model.pos_att_type=[c2p]"],
+])
+def test_variants_train_two_steps(extra, small):
+    assert run(small(*extra))["steps"] == 2
+
+
+def test_invalid_position_embedding_names_the_valid_ones(small):
+    with pytest.raises(UserError, match=r"model.position_embedding=sinusoidal: not available for model=deberta "
+                                         r"\(valid: relative\)"):
+        run(small("model=deberta", "model.position_embedding=sinusoidal"))
