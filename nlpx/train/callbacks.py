@@ -23,6 +23,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
+def _fmt(value: float) -> str:
+    """4 decimals, or 3 significant digits for small values such as a fine-tuning lr (2e-05)."""
+    return f"{value:.3g}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
+
+
 class PlainProgress(Callback):
     """One line every `every` steps and after each validation, for logs that are not a terminal."""
 
@@ -32,7 +37,7 @@ class PlainProgress(Callback):
 
     def _line(self, trainer, keys):
         metrics = trainer.callback_metrics
-        parts = [f"{k} {float(metrics[k]):.4f}" for k in keys if k in metrics]
+        parts = [f"{k} {_fmt(float(metrics[k]))}" for k in keys if k in metrics]
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else "?"
         elapsed = time.perf_counter() - self.start
         print(f"step {trainer.global_step}/{total} [{elapsed:.0f}s] " + "  ".join(parts),

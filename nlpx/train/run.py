@@ -124,7 +124,8 @@ def pretrain(cfg, overrides: list[str]) -> dict:
         "final": {k: float(v) for k, v in final.items()},
         "steps": int(trainer.global_step), "tokens_seen": int(module.tokens_seen),
         "train_seconds": round(module.train_seconds, 3), "wall_seconds": round(time.time() - started, 3),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        # the objective's own heads (SBO, a pair head) train with the model and count with it
+        "parameters": sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in objective.parameters()),
         "data": {"cache": str(prepared.path), **{k: prepared.meta[k] for k in
                  ("vocab_size", "train_docs", "val_docs", "train_tokens", "val_tokens")}},
         **summary_info(),

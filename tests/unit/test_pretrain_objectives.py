@@ -95,3 +95,17 @@ def test_own_pair_head_for_a_family_without_one():
     obj.attach(model)
     assert obj.own_pair_head.in_features == model.config.hidden_size and obj.own_pair_head.out_features == 2
     assert torch.equal(obj.own_pair_head.bias, torch.zeros(2))
+
+
+def test_config_counts_the_heads_an_objective_adds():
+    from nlpx.models.count import count_parameters
+
+    h = 128  # model.size=tiny
+    sbo = 64 * h + (3 * h * h + h) + 2 * h + (h * h + h) + 2 * h  # position table, W1, LN1, W2, LN2
+    mlm, _ = count_parameters(compose(["objective=mlm"]))
+    span, _ = count_parameters(compose(["objective=span"]))
+    assert span - mlm == sbo == 74_496
+    # roberta has no HF pair head: mlm_nsp adds nlpx's own Linear(h, 2)
+    r_mlm, _ = count_parameters(compose(["model=roberta", "objective=mlm"]))
+    r_nsp, _ = count_parameters(compose(["model=roberta", "objective=mlm_nsp"]))
+    assert r_nsp - r_mlm == 2 * h + 2
