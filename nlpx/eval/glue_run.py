@@ -177,9 +177,6 @@ def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mn
                 "hyperparameters": {t: {k: c.task[k] for k in ("lr", "batch_size", "max_length", "warmup_ratio",
                                                                "weight_decay")} for t, c in task_cfgs.items()},
                 "from_mnli": from_mnli, "submission_seed": str(cfg.eval.submission_seed)}
-    for t, c in task_cfgs.items():
-        for key, value in settings["hyperparameters"][t].items():
-            settings["hyperparameters"][t][key] = list(value) if not isinstance(value, (int, float, str)) else value
     return {"model": str(model_path), "run_dir": str(run_dir), "glue_dir": str(cfg.data.glue_dir),
             "tasks": rows, "glue": glue_row(rows), "settings": settings}
 
