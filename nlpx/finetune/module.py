@@ -66,8 +66,7 @@ class FinetuneModule(L.LightningModule):
         self.val_seconds += time.perf_counter() - self._val_started
         if self.trainer.sanity_checking:
             return
-        metrics, predictions, loss_sum, n = {}, {}, 0.0, 0
-        per_split = {}
+        predictions, per_split, loss_sum, n = {}, {}, 0.0, 0
         for idx, split in enumerate(self.data.dev):
             preds = in_row_order(self._val.get(idx, []), len(split.examples))
             predictions[split.name] = preds

@@ -42,12 +42,18 @@ def span_batch():
             "labels": labels, "sbo_left": left, "sbo_right": right, "sbo_pos": pos}
 
 
-def test_sbo_loss_reaches_only_the_boundary_states():
+def span_model():
+    """A 1-layer BERT (hidden 16, vocab 40) and the span objective attached to it."""
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                        intermediate_size=32)).eval()
     obj = SpanMaskedLM(OmegaConf.create({"sbo": {"max_positions": 16}}), family("bert"))
     obj.attach(model)
+    return model, obj
+
+
+def test_sbo_loss_reaches_only_the_boundary_states():
+    model, obj = span_model()
     b = span_batch()
     hidden = torch.randn(1, 8, 16, requires_grad=True)
     out = obj.sbo(model, hidden, b)
@@ -63,11 +69,7 @@ def test_sbo_loss_reaches_only_the_boundary_states():
 
 
 def test_span_objective_loss_is_mlm_plus_sbo():
-    torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=32)).eval()
-    obj = SpanMaskedLM(OmegaConf.create({"sbo": {"max_positions": 16}}), family("bert"))
-    obj.attach(model)
+    model, obj = span_model()
     out = obj(model, span_batch())
     torch.testing.assert_close(out["loss"], out["mlm_loss"] + out["sbo_loss"])
 
