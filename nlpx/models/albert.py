@@ -21,7 +21,7 @@ class AlbertFamily(Family):
     name = "albert"
     model_type = "albert"
     config_class = "AlbertConfig"
-    base_attr = "albert"
+    base_class = "AlbertModel"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -43,6 +43,11 @@ class AlbertFamily(Family):
         from nlpx.models import albert_sharing
 
         return albert_sharing.AlbertForPreTraining if nsp else albert_sharing.AlbertForMaskedLM
+
+    def discriminator_class(self):
+        from nlpx.models import albert_sharing
+
+        return albert_sharing.AlbertModel
 
     def mlm_head(self, model):
         return model.predictions

@@ -47,13 +47,13 @@ def share_layers(albert, share: str | None) -> None:
             setattr(owner, leaf, first.get_submodule(path))
 
 
-_LATER_GROUP = re.compile(r"albert\.encoder\.albert_layer_groups\.([1-9]\d*)\.")
+_LATER_GROUP = re.compile(r"(?:albert\.)?encoder\.albert_layer_groups\.([1-9]\d*)\.")
 
 
 class _PartialSharing:
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
-        share_layers(self.albert, getattr(config, "nlpx_share", None))
+        share_layers(self.base_model, getattr(config, "nlpx_share", None))
 
     def save_pretrained(self, save_directory, *args, state_dict=None, **kwargs):
         if state_dict is None and getattr(self.config, "nlpx_share", None) in PARTIAL:
@@ -69,3 +69,7 @@ class AlbertForMaskedLM(_PartialSharing, transformers.AlbertForMaskedLM):
 
 class AlbertForPreTraining(_PartialSharing, transformers.AlbertForPreTraining):
     """transformers' AlbertForPreTraining (MLM + SOP) with attention-only / FFN-only sharing."""
+
+
+class AlbertModel(_PartialSharing, transformers.AlbertModel):
+    """transformers' bare AlbertModel (an RTD discriminator) with the same sharing modes."""

@@ -11,7 +11,8 @@ class BertFamily(Family):
     config_class = "BertConfig"
     mlm_class = "BertForMaskedLM"
     pair_class = "BertForPreTraining"  # MLM + NSP heads
-    base_attr = "bert"
+    base_class = "BertModel"
+    embedding_width_key = None
 
     # The objective reaches the parts it needs through these, so it never computes more than the
     # loss uses (the MLM head runs on the selected positions only).

@@ -27,15 +27,16 @@ def count_parameters(cfg) -> tuple[int, str]:
         config = family.hf_config(vocab, 0)
         note = f" (with a vocabulary of {vocab}; a trained tokenizer may be smaller)"
     with torch.device("meta"):
-        model = family.build(config, objective_cls.needs_nsp)
+        model = family.build(config, objective_cls.needs_nsp,
+                             objective_cls.model_class(family) if pretraining else None)
         heads = []
-        if pretraining:  # heads an objective adds itself (SBO, a pair head) count too
+        if pretraining:  # what an objective adds itself (SBO, a pair head, RTD's generator) counts too
             objective = objective_cls(cfg.objective, family)
             objective.attach(model)
             heads = list(objective.parameters())
     if not pretraining:
         note += " (the pretraining model; fine-tuning replaces its head with the task's)"
-    params = list(model.parameters()) + heads
+    params = list({id(p): p for p in [*model.parameters(), *heads]}.values())  # es: a shared table once
     frozen = sum(p.numel() for p in params if not p.requires_grad)
     if frozen:
         note += f" ({frozen:,} of them frozen: fixed position tables)"

@@ -36,7 +36,7 @@ class DebertaFamily(Family):
     config_class = "DebertaV2Config"
     config_keys = NO_TYPES_KEYS
     mlm_class = "DebertaV2ForMaskedLM"
-    base_attr = "deberta"
+    base_class = "DebertaV2Model"
 
     def config_fields(self, pad_token_id: int) -> dict:
         terms = [str(t) for t in self.cfg.pos_att_type]

@@ -28,6 +28,18 @@ family. Every family has:
   pair_head(model)    HF's 2-way head on the pooled vector: BERT cls.seq_relationship, ALBERT
                       sop_classifier; None where the family (or the class built: nsp=False) has
                       none, and the objective adds its own head. nsp_head is an alias.
+  base_class          the bare encoder class (BertModel, DebertaV2Model, ...)
+  rtd_class           HF's encoder + replaced-token-detection head class where HF has one
+                      (ElectraForPreTraining), else None and the RTD objective adds its own head
+  embedding_width_key the config key of a factorised embedding width (embedding_size: electra,
+                      albert, deberta, roformer): the generator of RTD keeps the discriminator's
+                      embedding width through it and projects to its own hidden size; None where
+                      the family has none (bert, roberta): embeddings are hidden_size wide
+  discriminator_model(tokenizer)        rtd_class (or base_class) built like pretraining_model
+  load_model(tokenizer, cls)            either of them: a transformers class `cls`
+  rtd_head(model)     HF's RTD head (ELECTRA's discriminator_predictions) or None
+  embedding_tables(model)               {"word", "position", "token_type"}: the input tables
+                      that exist and are trained (a frozen sinusoidal table is left out)
   pooled(encoder_output, attention_mask=None)
                       the vector pair_head expects: pooler_output where the model has a pooler,
                       else the first ([CLS]) position; for a decoder the last (non-padding)
@@ -102,7 +114,9 @@ class Family:
     config_class = "?"         # transformers class names, imported when first used
     mlm_class = "?"
     pair_class: str | None = None
-    base_attr = "?"            # the attribute of the pretraining model that holds the base model
+    base_class = "?"
+    rtd_class: str | None = None
+    embedding_width_key: str | None = "embedding_size"
     config_keys = BERT_KEYS    # the cfg.model keys passed to the config under their own names
 
     def __init__(self, cfg):
@@ -143,17 +157,26 @@ class Family:
         """The MLM + pair-head class where HF has one and nsp is asked for, else the MLM class."""
         return transformers_class(self.pair_class if nsp and self.pair_class else self.mlm_class)
 
-    def build(self, config, nsp: bool):
-        return self.finish(self.pretraining_class(nsp)(config))
+    def discriminator_class(self):
+        return transformers_class(self.rtd_class or self.base_class)
+
+    def build(self, config, nsp: bool, cls=None):
+        return self.finish((cls or self.pretraining_class(nsp))(config))
 
     def pretraining_model(self, tokenizer, *, nsp: bool):
+        return self.load_model(tokenizer, self.pretraining_class(nsp))
+
+    def discriminator_model(self, tokenizer):
+        return self.load_model(tokenizer, self.discriminator_class())
+
+    def load_model(self, tokenizer, cls):
+        """A `cls` model (train mode): random init from cfg.model, or the checkpoint's weights."""
         if self.pretrained is None:
             config = self.hf_config(len(tokenizer), tokenizer.pad_token_id)
             self.tokenizer_fields(config, tokenizer)
-            return self.build(config, nsp)
+            return self.build(config, False, cls)
         self.checkpoint_config()  # the right family for this checkpoint
-        model = self.pretraining_class(nsp).from_pretrained(
-            str(self.pretrained), attn_implementation=self.cfg.attn_implementation)
+        model = cls.from_pretrained(str(self.pretrained), attn_implementation=self.cfg.attn_implementation)
         return self.finish(model).train()  # from_pretrained returns eval mode; dropout must be on
 
     def tokenizer_fields(self, config, tokenizer) -> None:
@@ -185,7 +208,8 @@ class Family:
 
     # -- the parts objectives use ---------------------------------------------------------------
     def base(self, model):
-        return getattr(model, self.base_attr)
+        """The bare encoder inside a task model, or the model itself when it is one."""
+        return model.base_model
 
     def encoder(self, model):
         base = self.base(model)
@@ -202,6 +226,16 @@ class Family:
 
     def nsp_head(self, model):
         return self.pair_head(model)
+
+    def rtd_head(self, model):
+        return None
+
+    def embedding_tables(self, model) -> dict:
+        emb = self.base(model).embeddings
+        tables = {"word": emb.word_embeddings,
+                  "position": getattr(emb, "position_embeddings", None),
+                  "token_type": getattr(emb, "token_type_embeddings", None) if self.uses_token_types else None}
+        return {k: t for k, t in tables.items() if t is not None and t.weight.requires_grad}
 
     def pooled(self, encoder_output, attention_mask=None):
         pooled = getattr(encoder_output, "pooler_output", None)

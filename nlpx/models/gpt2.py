@@ -23,7 +23,8 @@ class Gpt2Family(Family):
     model_type = "gpt2"
     config_class = "GPT2Config"
     mlm_class = "GPT2LMHeadModel"  # the causal LM class, whatever nsp is
-    base_attr = "transformer"
+    base_class = "GPT2Model"
+    embedding_width_key = None
 
     def config_fields(self, pad_token_id: int) -> dict:
         fields = {hf: self.cfg[key] for key, hf in GPT2_KEYS.items()}

@@ -18,7 +18,8 @@ class RobertaFamily(Family):
     config_class = "RobertaConfig"
     config_keys = NO_TYPES_KEYS
     mlm_class = "RobertaForMaskedLM"
-    base_attr = "roberta"
+    base_class = "RobertaModel"
+    embedding_width_key = None
 
     def config_fields(self, pad_token_id: int) -> dict:
         fields = super().config_fields(pad_token_id)

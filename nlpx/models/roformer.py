@@ -16,7 +16,7 @@ class RoformerFamily(Family):
     model_type = "roformer"
     config_class = "RoFormerConfig"
     mlm_class = "RoFormerForMaskedLM"
-    base_attr = "roformer"
+    base_class = "RoFormerModel"
 
     def config_fields(self, pad_token_id: int) -> dict:
         return {**super().config_fields(pad_token_id), "embedding_size": int(self.cfg.embedding_size),

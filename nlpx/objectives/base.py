@@ -23,6 +23,10 @@ class PretrainObjective(nn.Module):
     decoder = False  # True: needs a decoder-only family (clm); False: an encoder family
     needs_nsp = False  # a 2-way sentence-pair head on the pooled vector (NSP, SOP)
     masked = True  # the data layer corrupts the inputs (False: plain token streams, for clm)
+    monitor = "mlm_loss"  # the validation metric (lower is better) that picks checkpoints/best.ckpt
+    # set by the training module before each step: True when this optimizer step's metrics are
+    # logged, so costly diagnostics (RTD's per-source gradients) are computed only then
+    log_due = False
 
     def __init__(self, cfg, family):
         super().__init__()
@@ -39,18 +43,34 @@ class PretrainObjective(nn.Module):
             raise UserError(f"objective={objective_name} needs a bidirectional encoder; model={family.name} "
                             "is decoder-only: use objective=clm")
 
+    @classmethod
+    def model_class(cls, family):
+        """The transformers class the run trains (and exports to hf/)."""
+        return family.pretraining_class(cls.needs_nsp)
+
     def attach(self, model) -> None:
         """Create the heads this objective owns for `model` (after the model exists)."""
 
-    def export_heads(self, target: Path) -> None:
+    def export_state(self, model) -> dict | None:
+        """The state dict to export for `model` when it differs from model.state_dict()."""
+        return None
+
+    def describe(self, model) -> dict:
+        """Entries of the run's summary.json about this objective's own parts."""
+        return {}
+
+    def export_heads(self, target: Path, tokenizer=None) -> None:
         """Save the objective's own parameters next to the HF export (nothing when it has none)."""
+        self.save_heads(target, self.state_dict())
+
+    def save_heads(self, target: Path, state: dict, note: str = "heads nlpx adds on top of the HF model; "
+                   "the HF model itself loads without them") -> None:
         from safetensors.torch import save_file
 
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         if not state:
             return
         save_file(state, str(Path(target) / HEADS_FILE))
         (Path(target) / "nlpx_heads.json").write_text(json.dumps(
             {"objective": self.name, "file": HEADS_FILE, "tensors": {k: list(v.shape) for k, v in state.items()},
-             "note": "heads nlpx adds on top of the HF model; the HF model itself loads without them"},
-            indent=2) + "\n")
+             "note": note}, indent=2) + "\n")

@@ -15,6 +15,7 @@ class CausalLM(PretrainObjective):
     name = "clm"
     decoder = True
     masked = False
+    monitor = "clm_loss"
 
     def forward(self, model, batch) -> dict:
         ids, mask = batch["input_ids"], batch["attention_mask"]

@@ -8,13 +8,14 @@ import subprocess
 from pathlib import Path
 
 
-def export_hf(model, tokenizer, target: Path, extra=None) -> None:
+def export_hf(model, tokenizer, target: Path, extra=None, state_dict=None) -> None:
     """Write to a sibling folder, then swap it in: a crash never leaves a half-written hf/.
-    `extra(folder)` adds files of nlpx's own (an objective's heads) inside the same swap."""
+    `extra(folder)` adds files of nlpx's own (an objective's heads) inside the same swap;
+    `state_dict` replaces the model's own (RTD's GDES tables written as plain weights)."""
     target = Path(target)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    model.save_pretrained(str(tmp), safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(str(tmp))
     if extra is not None:
         extra(tmp)

@@ -11,6 +11,9 @@ from nlpx.train.optim import decay_groups
 from nlpx.train.schedule import Budget
 
 
+VAL_SAMPLING = 0x5A11  # the seed stream of validation-time sampling
+
+
 def _mix(*parts: int) -> int:
     """A 63-bit seed from integers (dropout RNG must be a function of seed and position)."""
     h = 0x243F6A8885A308D3
@@ -34,8 +37,11 @@ class PretrainModule(L.LightningModule):
 
     # -- training ----------------------------------------------------------------------------
     def on_train_batch_start(self, batch, batch_idx):
-        # dropout masks depend on (seed, batch position) only: a resumed run repeats them exactly
+        # dropout masks (and RTD's samples) depend on (seed, batch position) only: a resumed run
+        # repeats them exactly
         torch.manual_seed(_mix(self.seed, self.batches_seen))
+        # Lightning logs the optimizer step k when k % log_every_n_steps == 0
+        self.objective.log_due = (self.trainer.global_step + 1) % self.trainer.log_every_n_steps == 0
         if self._last_batch_end is None:
             self._last_batch_end = time.perf_counter()
 
@@ -64,8 +70,19 @@ class PretrainModule(L.LightningModule):
         if self.budget.max_tokens and self.tokens_seen >= self.budget.max_tokens:
             self.trainer.should_stop = True
 
+    def on_before_optimizer_step(self, optimizer):
+        step_metrics = getattr(self.objective, "optimizer_step_metrics", None)
+        if step_metrics is not None:
+            for key, value in step_metrics(self.trainer).items():
+                self.log(f"train/{key}", value, batch_size=1)
+
     def on_validation_epoch_start(self):
         self._last_batch_end = None  # validation time is not training throughput
+
+    def on_validation_batch_start(self, batch, batch_idx, dataloader_idx=0):
+        # what an objective samples in validation (RTD's replacements) is the same for every run
+        # and every visit; training reseeds at its next batch
+        torch.manual_seed(_mix(VAL_SAMPLING, batch_idx))
 
     def on_validation_epoch_end(self):
         if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
@@ -80,8 +97,10 @@ class PretrainModule(L.LightningModule):
             # token-weighted means over the whole validation set, not means of batch means: each
             # metric "<part>_x" is weighted by the objective's "_<part>_count" for the batch
             weight = out.get(f"_{key.split('_')[0]}_count", 1)
-            self.log(f"val/{key}", value, batch_size=max(weight, 1), sync_dist=True,
-                     prog_bar=key in ("mlm_loss", "clm_loss"))
+            if weight == 0:  # nothing measured in this batch (RTD precision with no positive guess)
+                continue
+            self.log(f"val/{key}", value, batch_size=weight, sync_dist=True,
+                     prog_bar=key == self.objective.monitor)
 
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -90,7 +90,7 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     family = get_class(cfg.model._target_)(cfg.model)
     objective_cls = get_class(cfg.objective._target_)
     objective_cls.check_family(family, str(cfg.objective.name))
-    model = family.pretraining_model(prepared.tokenizer, nsp=objective_cls.needs_nsp)
+    model = family.load_model(prepared.tokenizer, objective_cls.model_class(family))
     check_vocab(prepared.tokenizer, model.config.vocab_size, str(cfg.model.pretrained))
     objective = objective_cls(cfg.objective, family)
     objective.attach(model)
@@ -106,7 +106,7 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     module = PretrainModule(cfg, model, objective, budget)
     loggers = build_loggers(cfg, run_dir, config_dict, resume_step=start_step if ckpt else None)
     trainer = build_trainer(cfg, run_dir, loggers, total_batches=total_batches,
-                            monitor=f"val/{'clm' if objective.decoder else 'mlm'}_loss")
+                            monitor=f"val/{objective.monitor}")
     loggers[0].global_step = lambda: trainer.global_step
     if ckpt is None:  # the starting point of the validation curve (logged at step 0)
         trainer.validate(module, datamodule=data, verbose=False, weights_only=True)
@@ -118,14 +118,17 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # collective: every rank calls it
     if not trainer.is_global_zero:
         return {}
-    export_hf(model, prepared.tokenizer, run_dir / "hf", extra=objective.export_heads)
+    export_hf(model, prepared.tokenizer, run_dir / "hf", state_dict=objective.export_state(model),
+              extra=lambda folder: objective.export_heads(folder, prepared.tokenizer))
     summary = {
         "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
         "final": {k: float(v) for k, v in final.items()},
         "steps": int(trainer.global_step), "tokens_seen": int(module.tokens_seen),
         "train_seconds": round(module.train_seconds, 3), "wall_seconds": round(time.time() - started, 3),
-        # the objective's own heads (SBO, a pair head) train with the model and count with it
-        "parameters": sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in objective.parameters()),
+        # the objective's own parts (SBO, a pair head, RTD's generator) train with the model and
+        # count with it; a table shared by two of them counts once
+        "parameters": sum(p.numel() for p in module.parameters()),
+        **objective.describe(model),
         "data": {"cache": str(prepared.path), **{k: prepared.meta[k] for k in
                  ("vocab_size", "train_docs", "val_docs", "train_tokens", "val_tokens")}},
         **summary_info(),

@@ -21,7 +21,7 @@ def test_help_lists_groups_and_options(cache_dir):
     for args in (["--help"], ["train", "--help"]):
         out = nlpx(*args, cache_dir=cache_dir)
         assert out.returncode == 0
-        assert "objective: classify, clm, mlm, mlm_nsp, sop, span" in out.stdout and "model: albert, bert, deberta, electra, gpt2, roberta, roformer" in out.stdout
+        assert "objective: classify, clm, mlm, mlm_nsp, rtd, sop, span" in out.stdout and "model: albert, bert, deberta, electra, gpt2, roberta, roformer" in out.stdout
         assert "task: glue/cola, glue/mnli" in out.stdout
 
 
@@ -35,7 +35,7 @@ def test_unknown_option_exits_2_naming_valid_options(cache_dir):
     out = nlpx("train", "objective=nspx", cache_dir=cache_dir)
     assert out.returncode == 2
     assert out.stderr.strip() == ("nlpx: error: objective=nspx: unknown option for group 'objective' "
-                                  "(valid: classify, clm, mlm, mlm_nsp, sop, span)")
+                                  "(valid: classify, clm, mlm, mlm_nsp, rtd, sop, span)")
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -15,7 +15,7 @@ from nlpx.train.run import train
 from tests.conftest import finetune_overrides
 
 ENCODERS = [m for m in group_options()["model"] if m != "gpt2"]
-MASKED = ["mlm", "mlm_nsp", "sop", "span"]
+MASKED = ["mlm", "mlm_nsp", "sop", "span", "rtd"]
 VALID = [(m, o) for m in ENCODERS for o in MASKED] + [("gpt2", "clm")]
 INVALID = [(m, "clm") for m in ENCODERS] + [("gpt2", o) for o in MASKED]
 
@@ -36,17 +36,24 @@ def test_valid_pair_trains_exports_and_reloads(model, objective, small):
     summary = run(small(f"model={model}", f"objective={objective}"))
     assert summary["steps"] == 2
     hf = Path(summary["run_dir"]) / "hf"
-    prefix = {"mlm": "mlm", "mlm_nsp": "nsp", "sop": "sop", "span": "sbo", "clm": "clm"}[objective]
+    prefix = {"mlm": "mlm", "mlm_nsp": "nsp", "sop": "sop", "span": "sbo", "clm": "clm", "rtd": "disc/rtd"}[objective]
     assert f"val/{prefix}_loss" in summary["final"]
     reloaded = AutoModel.from_pretrained(str(hf))
     ids = torch.tensor([[2, 7, 9, 11, 3]])
     assert torch.isfinite(reloaded(input_ids=ids).last_hidden_state).all()
     heads = hf / "nlpx_heads.json"
     own_pair_head = objective in ("mlm_nsp", "sop") and model not in ("bert", "albert")
-    assert heads.is_file() == (objective == "span" or own_pair_head)
+    own_rtd_head = objective == "rtd" and model != "electra"  # ElectraForPreTraining has HF's
+    assert heads.is_file() == (objective == "span" or own_pair_head or own_rtd_head)
     if heads.is_file():
         names = set(json.loads(heads.read_text())["tensors"])
-        assert any(n.startswith("sbo_head." if objective == "span" else "own_pair_head.") for n in names)
+        head = {"span": "sbo_head.", "rtd": "rtd_head."}.get(objective, "own_pair_head.")
+        assert any(n.startswith(head) for n in names)
+    if objective == "rtd":  # the generator, next to the discriminator, as a masked LM
+        from transformers import AutoModelForMaskedLM
+
+        generator = AutoModelForMaskedLM.from_pretrained(str(hf / "generator"))
+        assert generator.config.num_hidden_layers == 1 and summary["rtd"]["generator"]["layers"] == 1
 
 
 @pytest.mark.parametrize("model,objective", INVALID)
@@ -63,6 +70,25 @@ def test_every_family_export_fine_tunes(model, small, glue_dir, tmp_path):
                  f"runs_dir={tmp_path / 'ft'}"]
     summary = run(overrides)
     assert summary["steps"] == 2 and 0.0 <= summary["score"] <= 1.0
+
+
+@pytest.mark.parametrize("model,extra", [
+    ("deberta", ["objective.sharing=gdes"]),
+    ("electra", ["objective.sharing=es", "objective.generator.preset=electra"]),
+    ("bert", ["objective.sharing=nes"]),
+])
+def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir, tmp_path):
+    """`nlpx eval glue model.pretrained=<rtd run>` fine-tunes the discriminator (hf/)."""
+    from nlpx.eval.glue_run import eval_glue
+
+    pretrained = Path(run(small(f"model={model}", "objective=rtd", *extra))["run_dir"])
+    report = eval_glue([f"model.pretrained={pretrained}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'glue'}",
+                        "eval.tasks=[rte]", "eval.seeds=[0]", "logger=none", "task.batch_size=8", "task.epochs=1"])
+    config = json.loads((pretrained / "hf" / "config.json").read_text())
+    (rte,) = report["tasks"]
+    assert rte["task"] == "rte" and rte["status"] == "ok" and config["architectures"][0] == \
+        {"deberta": "DebertaV2Model", "electra": "ElectraForPreTraining", "bert": "BertModel"}[model]
+    assert "glue" in json.loads((pretrained / "summary.json").read_text())
 
 
 @pytest.mark.parametrize("extra", [
