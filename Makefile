@@ -40,6 +40,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/mlm_throughput.py
 	$(BIN)/python benchmarks/glue_vs_hf.py
 	$(BIN)/python benchmarks/family_throughput.py
+	$(BIN)/python benchmarks/rtd_throughput.py
+	$(BIN)/python benchmarks/rtd_modes.py
 
 clean:
 	rm -rf $(VENV) .nlpx_cache runs

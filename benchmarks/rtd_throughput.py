@@ -9,7 +9,7 @@ selected with 80/10/10, vocabulary 8,000, fp32, no padding. Variants run interle
 alternating order, and each reports the median step time over its rounds. "grad stats" is an RTD
 step on which the per-source embedding gradients are collected (the steps nlpx logs).
 
-    .venv/bin/python benchmarks/rtd_throughput.py [--size mini] [--rounds 5] [--steps 8]
+    .venv/bin/python benchmarks/rtd_throughput.py [--size mini] [--rounds 5] [--steps 8] [--models deberta electra]
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--models", nargs="+", default=["deberta", "electra"])
+    ap.add_argument("--out", default=None, help="result file (default benchmarks/results/rtd_throughput.json)")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     data = batches(args.steps + 1)
@@ -134,7 +135,7 @@ def main() -> None:
     write_result("rtd_throughput", {"settings": {"size": args.size, "rounds": args.rounds, "steps": args.steps,
                                                  "batch": BATCH, "seq_len": SEQ, "vocab": VOCAB,
                                                  "threads": torch.get_num_threads()},
-                                    "cpu_stall_pct_per_round": stalls, "results": results})
+                                    "cpu_stall_pct_per_round": stalls, "results": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ def count_parameters(cfg) -> tuple[int, str]:
     if not pretraining:
         note += " (the pretraining model; fine-tuning replaces its head with the task's)"
     params = list({id(p): p for p in [*model.parameters(), *heads]}.values())  # es: a shared table once
+    in_model = {id(p) for p in model.parameters()}
+    own = sum(p.numel() for p in heads if id(p) not in in_model)
+    if own:
+        note += f" ({own:,} of them in objective={cfg.objective.name}'s own modules)"
     frozen = sum(p.numel() for p in params if not p.requires_grad)
     if frozen:
         note += f" ({frozen:,} of them frozen: fixed position tables)"

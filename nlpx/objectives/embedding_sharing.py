@@ -46,12 +46,15 @@ class StopGradientSum(nn.Module):
         return weight - self.source.weight.detach()
 
 
-def share(mode: str, generator_tables: dict, discriminator_owner, discriminator_tables: dict) -> list[str]:
+def share(mode: str, generator_tables: dict, discriminator_owner, discriminator_tables: dict, *,
+          keep: bool = False) -> list[str]:
     """Apply `mode` to every table both models have with the same shape; returns their names
     (none for nes).
 
     discriminator_owner is the discriminator's embeddings module (whose attributes are replaced
-    under es); tables are {"word": nn.Embedding, ...} from Family.embedding_tables.
+    under es); tables are {"word": nn.Embedding, ...} from Family.embedding_tables. gdes starts
+    from E_Δ = 0, or with keep=True (a trained discriminator) from E_Δ = E_D - E_G, so that E_D
+    is unchanged.
     """
     shared = []
     if mode == "nes":
@@ -64,9 +67,10 @@ def share(mode: str, generator_tables: dict, discriminator_owner, discriminator_
         if mode == "es":
             setattr(discriminator_owner, f"{name}_embeddings", g)
         elif mode == "gdes":
-            parametrize.register_parametrization(d, "weight", StopGradientSum(g))
-            with torch.no_grad():
-                d.parametrizations.weight.original.zero_()  # E_Δ = 0: E_D starts equal to E_G
+            parametrize.register_parametrization(d, "weight", StopGradientSum(g))  # E_Δ = E_D - E_G
+            if not keep:
+                with torch.no_grad():
+                    d.parametrizations.weight.original.zero_()  # E_Δ = 0: E_D starts equal to E_G
     return shared
 
 

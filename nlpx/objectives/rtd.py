@@ -142,7 +142,10 @@ class ReplacedTokenDetection(MaskedLM):
                 "objective.sharing=nes, or a family with an embedding projection (electra, deberta, "
                 "albert, roformer)")
         owner = family.base(model).embeddings
-        self.shared_tables = sharing.share(self.mode, family.embedding_tables(self.generator), owner, tables)
+        # a discriminator from a checkpoint keeps its tables (GDES: E_Δ = E_D - E_G); a new one
+        # starts from E_Δ = 0
+        self.shared_tables = sharing.share(self.mode, family.embedding_tables(self.generator), owner, tables,
+                                           keep=family.pretrained is not None)
         # (generator's, discriminator's) token tables, one module under es; a tuple, so that
         # nn.Module does not register them twice
         self._words = (family.embedding_tables(self.generator)["word"], owner.word_embeddings)
@@ -162,10 +165,14 @@ class ReplacedTokenDetection(MaskedLM):
             path = family.pretrained / "generator"
         cls = family.pretraining_class(False)
         if path:
+            from transformers import AutoConfig
+
             from nlpx.models.pretrained import resolve_pretrained
 
-            generator = cls.from_pretrained(str(resolve_pretrained(path)),
-                                            attn_implementation=family.cfg.attn_implementation)
+            path = str(resolve_pretrained(path))
+            if torch.empty(0).is_meta:  # `nlpx config` counts on the meta device: no weights to load
+                return family.build(AutoConfig.from_pretrained(path), False, cls)
+            generator = cls.from_pretrained(path, attn_implementation=family.cfg.attn_implementation)
             return family.finish(generator).train()
         config = generator_config(disc.config, self.depth_ratio, self.width_ratio, family.embedding_width_key)
         return family.build(config, False, cls)

@@ -269,6 +269,18 @@ def test_export_materialises_gdes_and_reloads_with_equal_outputs(tmp_path):
             torch.testing.assert_close(generator(**inputs).logits, objective.generator(**inputs).logits,
                                        rtol=0, atol=1e-6)
 
+        # continuing from the export (model.pretrained): both models come back, and GDES starts
+        # from E_Δ = E_D - E_G, so the discriminator's table is the exported one, not E_G
+        cfg = compose(["objective=rtd", f"model={model}", "objective.sharing=gdes", f"model.pretrained={target}"])
+        family = get_class(cfg.model._target_)(cfg.model)
+        again_disc = family.load_model(None, ReplacedTokenDetection.model_class(family))
+        again = ReplacedTokenDetection(cfg.objective, family)
+        again.attach(again_disc)
+        again_gen, again_d = word_tables(again_disc, again)
+        assert torch.equal(again_gen.weight, gen_table.weight)
+        torch.testing.assert_close(again_d.weight, table, rtol=0, atol=1e-6)
+        assert torch.count_nonzero(sharing.delta(again_d)) > 0
+
 
 def test_config_counts_the_generator_and_a_shared_table_once():
     from nlpx.models.count import count_parameters
