@@ -26,7 +26,7 @@ FROM_MNLI = ("rte", "mrpc", "stsb")
 FIXED = ("objective=classify", "eval=glue")
 
 
-def _base_overrides(overrides: list[str]) -> list[str]:
+def glue_overrides(overrides: list[str]) -> list[str]:
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~")
         if key in ("task", "objective", "eval", "seed"):
@@ -71,7 +71,7 @@ def eval_glue(overrides: list[str]) -> dict:
 
     quiet_libraries()
     overrides, resume_dir = _resumed(list(overrides))
-    user = _base_overrides(overrides)
+    user = glue_overrides(overrides)
     # task.* keys exist once a task is chosen: they are checked in each task's config below
     cfg = compose([o for o in user if not o.lstrip("+~").startswith("task.")])
     ev = cfg.eval

@@ -15,3 +15,5 @@ def test_wheel_contains_the_config_tree(tmp_path, monkeypatch):
     assert {"nlpx/conf/model/bert.yaml", "nlpx/conf/objective/mlm_nsp.yaml",
             "nlpx/conf/trainer/ddp.yaml", "nlpx/conf/logger/wandb.yaml"} <= set(names)
     assert "nlpx/cli.py" in names
+    assert {"nlpx/experiments/nsp_vs_nonsp.yaml", "nlpx/experiments/es_nes_gdes.yaml",
+            "nlpx/experiments/mask_ratio.yaml", "nlpx/experiments/mask_replace.yaml"} <= set(names)

@@ -1,0 +1,117 @@
+"""Running an ablation's cells: each cell's stages in order, resumable, failures recorded.
+
+Where things go (root = runs_dir/ablate/<name>):
+  root/plan.json                                 the spec, size and every cell (written first)
+  root/cells/<arm>/seed<k>-<key>/cell.json       status: done | failed (+ error), per stage
+  root/cells/<arm>/seed<k>-<key>/<stage>/        the stage's own run directory
+
+A cell's key is the hash of its resolved stage configs (spec.cell_key), so rerunning the same
+command finds the same directories: finished cells are skipped, a stage with a summary is not
+run again, and an interrupted stage resumes (`nlpx train resume=`, `nlpx eval glue resume=`).
+A failing cell writes its error to cell.json and the next cell runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from pathlib import Path
+
+from nlpx.ablate.spec import PLACEHOLDER, Cell, Spec
+from nlpx.rundir import atomic_write_json
+
+log = logging.getLogger("nlpx")
+
+
+def cell_home(cell: Cell) -> Path:
+    return next(iter(cell.run_dirs.values())).parent
+
+
+def status(cell: Cell) -> dict | None:
+    path = cell_home(cell) / "cell.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_plan(spec: Spec, size: str, extra: list[str], cells: list[Cell], root: Path) -> None:
+    atomic_write_json(root / "plan.json", {
+        "experiment": spec.name, "spec": str(spec.path), "description": spec.description, "size": size,
+        "overrides": extra, "baseline": spec.baseline, "arms": list(spec.arms), "seeds": list(spec.seeds),
+        "metrics": list(spec.metrics), "stages": [{"name": s.name, "command": s.command} for s in spec.stages],
+        "cells": [{"arm": c.arm, "seed": c.seed, "key": c.key, "stages": c.stages,
+                   "run_dirs": {k: str(v) for k, v in c.run_dirs.items()}} for c in cells]})
+
+
+def stage_done(command: str, run_dir: Path) -> bool:
+    return (run_dir / ("summary.json" if command == "train" else "results.json")).is_file()
+
+
+def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
+    """The stage's overrides with earlier stages' run directories filled in and its own
+    run directory (runs_dir / experiment / run_id) appended; resume= where it started before."""
+    run_dir = cell.run_dirs[stage.name]
+    overrides = [PLACEHOLDER.sub(lambda m: str(cell.run_dirs[m.group(1)]), o) for o in cell.stages[stage.name]]
+    if (run_dir / "config.yaml").is_file():  # interrupted: continue it
+        if stage.command == "train" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            import shutil
+
+            shutil.rmtree(run_dir)  # died before its first checkpoint: start it again
+        else:
+            return [f"resume={run_dir}"]
+    return [*overrides, f"runs_dir={run_dir.parent.parent}", f"experiment={run_dir.parent.name}",
+            f"run_id={run_dir.name}"]
+
+
+def run_cell(spec: Spec, cell: Cell) -> dict:
+    """Run (or finish) one cell; returns its cell.json record. Never raises for a failing stage."""
+    home = cell_home(cell)
+    record = {"arm": cell.arm, "seed": cell.seed, "key": cell.key, "status": "running", "stages": {}}
+    started = time.time()
+    for stage in spec.stages:
+        run_dir = cell.run_dirs[stage.name]
+        if stage_done(stage.command, run_dir):
+            record["stages"][stage.name] = {"run_dir": str(run_dir), "status": "done"}
+            continue
+        overrides = stage_overrides(spec, cell, stage)
+        log.info("ablate %s: %s %s %s", spec.name, cell.name, stage.name, " ".join(overrides))
+        try:
+            _run_stage(stage.command, overrides)
+        except Exception as e:  # a failing cell must not stop the others: recorded, reported
+            record["stages"][stage.name] = {"run_dir": str(run_dir), "status": "failed"}
+            record.update(status="failed", failed_stage=stage.name, error=f"{type(e).__name__}: {e}",
+                          traceback=traceback.format_exc(), seconds=round(time.time() - started, 1))
+            atomic_write_json(home / "cell.json", record)
+            log.error("ablate %s: cell %s failed in %s: %s", spec.name, cell.name, stage.name, record["error"])
+            return record
+        record["stages"][stage.name] = {"run_dir": str(run_dir), "status": "done"}
+    record.update(status="done", seconds=round(time.time() - started, 1))
+    atomic_write_json(home / "cell.json", record)
+    return record
+
+
+def _run_stage(command: str, overrides: list[str]) -> None:
+    if command == "train":
+        from nlpx.config import compose
+        from nlpx.train.run import train
+
+        resume = [o for o in overrides if o.startswith("resume=")]
+        train(compose(resume or overrides), overrides)
+    else:
+        from nlpx.eval.glue_run import eval_glue
+
+        eval_glue(overrides)
+
+
+def run(spec: Spec, size: str, extra: list[str], cells: list[Cell], root: Path) -> list[dict]:
+    """Every cell not done yet, in plan order; the records of all cells."""
+    write_plan(spec, size, extra, cells, root)
+    records = []
+    for cell in cells:
+        done = status(cell)
+        if done and done.get("status") == "done":
+            log.info("ablate %s: %s done before (%s)", spec.name, cell.name, cell_home(cell))
+            records.append(done)
+            continue
+        records.append(run_cell(spec, cell))
+    return records

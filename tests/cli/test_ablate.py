@@ -1,0 +1,82 @@
+"""`nlpx ablate`: cells run in order, finished ones are skipped, an interrupted one resumes, a
+failing one is recorded and does not stop the others; the smoke size end to end in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from nlpx.ablate import command, runner
+from tests.conftest import NLPX, REPO, SMALL, cli_env
+
+
+def spec_file(tmp_path: Path, cache_dir: Path) -> Path:
+    raw = {"description": "two arms, one of them broken", "stages": [{"name": "pretrain", "command": "train"}],
+           "arms": {"mlm": ["objective=mlm"], "broken": ["data=text", f"data.paths=[{tmp_path / 'missing'}]"]},
+           "seeds": [0, 1], "metrics": ["val/mlm_loss"],
+           "sizes": {"smoke": [*SMALL, f"data.cache_dir={cache_dir}", "trainer.max_steps=2",
+                               "trainer.val_check_interval=2", "trainer.checkpoint_every_n_steps=1",
+                               "trainer.limit_val_batches=1"],
+                     "full": []}}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_cells_run_resume_and_record_failures(tmp_path, cache_dir, monkeypatch):
+    spec = str(spec_file(tmp_path, cache_dir))
+    runs = f"runs_dir={tmp_path / 'runs'}"
+    records = command.run(spec, "smoke", [runs])
+    assert [(r["arm"], r["seed"], r["status"]) for r in records] == \
+        [("mlm", 0, "done"), ("mlm", 1, "done"), ("broken", 0, "failed"), ("broken", 1, "failed")]
+    assert "does not exist" in records[2]["error"] and records[2]["failed_stage"] == "pretrain"
+    _, cells, root, _ = command.prepare(spec, "smoke", [runs])
+    plan = json.loads((root / "plan.json").read_text())
+    assert [c["key"] for c in plan["cells"]] == [c.key for c in cells]
+
+    # a kill during mlm/seed1's run: its summary and cell record never got written
+    killed = cells[1]
+    (killed.run_dirs["pretrain"] / "summary.json").unlink()
+    (runner.cell_home(killed) / "cell.json").unlink()
+    calls = []
+    real = runner._run_stage
+    monkeypatch.setattr(runner, "_run_stage", lambda cmd, overrides: (calls.append(overrides), real(cmd, overrides)))
+    again = command.run(spec, "smoke", [runs])
+    assert calls[0] == [f"resume={killed.run_dirs['pretrain']}"]  # resumed from its checkpoint
+    assert len(calls) == 3  # mlm/seed0 skipped; the two failed cells tried again
+    assert [r["status"] for r in again] == ["done", "done", "failed", "failed"]
+    summary = json.loads((killed.run_dirs["pretrain"] / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["seed"] == 1
+    runs_made = sorted(p.parent.parent.name for p in (root / "cells").rglob("config.yaml"))
+    assert runs_made == sorted(f"seed{c.seed}-{c.key}" for c in cells[:2])  # no duplicate cell
+
+
+def test_list_dry_run_and_smoke_end_to_end(tmp_path, cache_dir, glue_dir):
+    listed = subprocess.run([*NLPX, "ablate", "--list"], cwd=REPO, env=cli_env(cache_dir), capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0
+    assert [line for line in listed.stdout.splitlines() if not line.startswith(" ")] == \
+        ["es_nes_gdes", "mask_ratio", "mask_replace", "nsp_vs_nonsp"]
+    args = ["ablate", "mask_ratio", "--size", "smoke", f"runs_dir={tmp_path}", f"glue:data.glue_dir={glue_dir}"]
+    dry = subprocess.run([*NLPX, *args, "--dry-run"], cwd=REPO, env=cli_env(cache_dir), capture_output=True,
+                         text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    assert "3 arms x 3 seeds = 9 cells" in dry.stdout and not (tmp_path / "ablate").exists()
+
+    out = subprocess.run([*NLPX, *args], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "9 of 9 cells done" in out.stdout
+    root = tmp_path / "ablate" / "mask_ratio"
+    records = [json.loads(p.read_text()) for p in sorted(root.rglob("cell.json"))]
+    assert len(records) == 9 and all(r["status"] == "done" for r in records)
+    for r in records:
+        glue = json.loads((Path(r["stages"]["glue"]["run_dir"]) / "results.json").read_text())
+        assert [t["task"] for t in glue["tasks"]] == ["mrpc", "stsb", "sst2"]
+    again = subprocess.run([*NLPX, *args], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and "9 of 9 cells done" in again.stdout
+    assert "done before" in again.stderr and " pretrain model=" not in again.stderr  # nothing ran again
