@@ -81,13 +81,16 @@ def eval_glue(overrides: Optional[List[str]] = Overrides):
 
 @app.command(context_settings=_EXTRA, help=(
         "Run an experiment spec (experiments/<name>.yaml): every arm x seed x stage, resumable.\n\n"
-        "nlpx ablate --list | nlpx ablate NAME --dry-run | nlpx ablate NAME [--size smoke|full] [OVERRIDES]\n\n"
+        "nlpx ablate --list | nlpx ablate NAME --dry-run | nlpx ablate NAME [--size smoke|full] [OVERRIDES] | "
+        "nlpx ablate NAME --report [runs_dir=PATH]\n\nThe report: runs/ablate/<name>/results.{md,csv,tex,json} and "
+        "PNG plots.\n\n"
         "OVERRIDES go to the first stage (pretraining); STAGE:key=value to a named stage "
         "(glue:data.glue_dir=PATH); runs_dir=PATH moves runs/ablate/<name>/."))
 def ablate(name: Optional[str] = typer.Argument(None, help="a shipped experiment or a spec .yaml"),
            overrides: Optional[List[str]] = typer.Argument(None, help="overrides for the cells"),
            size: str = typer.Option("full", "--size", help="a named size of the spec: smoke | full"),
            dry_run: bool = typer.Option(False, "--dry-run", help="print every cell and its run directories"),
+           report: bool = typer.Option(False, "--report", help="rebuild the report from what exists; run nothing"),
            list_: bool = typer.Option(False, "--list", help="the shipped experiments")):
     try:
         from nlpx.ablate import command
@@ -102,10 +105,18 @@ def ablate(name: Optional[str] = typer.Argument(None, help="a shipped experiment
             spec, cells, root, _ = command.prepare(name, size, list(overrides or []))
             typer.echo("\n".join(command.dry_run_lines(spec, cells, root, size)))
             return
+        if report:
+            from nlpx.ablate.report import print_table
+
+            print_table(command.report(name, list(overrides or [])))
+            return
         _setup_logging()
-        records = command.run(name, size, list(overrides or []))
+        records, results = command.run(name, size, list(overrides or []))
     except UserError as e:
         _fail(str(e))
+    from nlpx.ablate.report import print_table
+
+    print_table(results)
     failed = [r for r in records if r["status"] != "done"]
     typer.echo(f"{len(records) - len(failed)} of {len(records)} cells done" +
                (f"; failed: {', '.join(r['arm'] + '/seed' + str(r['seed']) for r in failed)}" if failed else ""))

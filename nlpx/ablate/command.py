@@ -1,10 +1,13 @@
-"""`nlpx ablate`: list the shipped experiments, show a plan (--dry-run), or run the cells."""
+"""`nlpx ablate`: list the shipped experiments, show a plan (--dry-run), run the cells and
+write the report, or rebuild the report alone (--report)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from nlpx.ablate import spec as specs
+
+LAUNCHER = ("hydra/", "hydra.")  # overrides for the Hydra launcher that runs the cells
 
 
 def list_experiments() -> list[tuple[str, str]]:
@@ -14,15 +17,21 @@ def list_experiments() -> list[tuple[str, str]]:
 def prepare(name: str, size: str, overrides: list[str]):
     """(spec, cells, root): every cell composed and keyed, nothing written."""
     spec = specs.load(name)
+    root, extra = _root(spec, overrides)
+    return spec, specs.plan(spec, size, extra, root), root, extra
+
+
+def _root(spec, overrides: list[str]) -> tuple[Path, list[str]]:
+    """runs_dir/ablate/<name> and the cell overrides: runs_dir= (where the ablation goes) and the
+    Hydra launcher's overrides (hydra/launcher=..., hydra.launcher.*) are not cell settings."""
     runs_dir = "runs"
     extra = []
-    for o in overrides:  # where the ablation goes is not a cell setting
+    for o in overrides:
         if o.startswith("runs_dir="):
             runs_dir = o.split("=", 1)[1]
-        else:
+        elif not o.startswith(LAUNCHER):
             extra.append(o)
-    root = Path(runs_dir) / "ablate" / spec.name
-    return spec, specs.plan(spec, size, extra, root), root, extra
+    return Path(runs_dir) / "ablate" / spec.name, extra
 
 
 def dry_run_lines(spec, cells, root: Path, size: str) -> list[str]:
@@ -41,8 +50,19 @@ def dry_run_lines(spec, cells, root: Path, size: str) -> list[str]:
     return lines
 
 
-def run(name: str, size: str, overrides: list[str]) -> list[dict]:
+def run(name: str, size: str, overrides: list[str]) -> tuple[list[dict], dict]:
+    """Run the cells, then write the report: (cell records, report)."""
+    from nlpx.ablate.report import build
     from nlpx.ablate.runner import run as run_cells
 
+    launcher = [o for o in overrides if o.startswith(LAUNCHER)]
     spec, cells, root, extra = prepare(name, size, overrides)
-    return run_cells(spec, size, extra, cells, root)
+    records = run_cells(spec, size, extra, cells, root, launcher)
+    return records, build(root)
+
+
+def report(name: str, overrides: list[str]) -> dict:
+    from nlpx.ablate.report import build
+
+    root, _ = _root(specs.load(name), overrides)
+    return build(root)

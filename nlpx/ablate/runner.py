@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from nlpx.ablate.spec import PLACEHOLDER, Cell, Spec
+from nlpx.ablate.spec import PLACEHOLDER, Cell, Spec, dir_name
 from nlpx.rundir import atomic_write_json
 
 log = logging.getLogger("nlpx")
@@ -59,8 +59,18 @@ def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
             shutil.rmtree(run_dir)  # died before its first checkpoint: start it again
         else:
             return [f"resume={run_dir}"]
-    return [*overrides, f"runs_dir={run_dir.parent.parent}", f"experiment={run_dir.parent.name}",
-            f"run_id={run_dir.name}"]
+    return [*overrides, *wandb_grouping(spec, cell, overrides), f"runs_dir={run_dir.parent.parent}",
+            f"experiment={run_dir.parent.name}", f"run_id={run_dir.name}"]
+
+
+def wandb_grouping(spec: Spec, cell: Cell, overrides: list[str]) -> list[str]:
+    """W&B group = the experiment, job type = the arm, so the W&B UI groups the cells; only when
+    the stage logs to W&B (the default logger unless an override picks another)."""
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("logger=")]
+    if chosen and chosen[-1] != "wandb":
+        return []
+    # the arm as its folder is named: an axis arm's "key=value" would not parse as an override value
+    return [f"logger.group={spec.name}", f"logger.job_type={dir_name(cell.arm)}"]
 
 
 def run_cell(spec: Spec, cell: Cell) -> dict:
@@ -103,15 +113,57 @@ def _run_stage(command: str, overrides: list[str]) -> None:
         eval_glue(overrides)
 
 
-def run(spec: Spec, size: str, extra: list[str], cells: list[Cell], root: Path) -> list[dict]:
-    """Every cell not done yet, in plan order; the records of all cells."""
+def run(spec: Spec, size: str, extra: list[str], cells: list[Cell], root: Path,
+        launcher: list[str] | None = None) -> list[dict]:
+    """Every cell not done yet, through a Hydra launcher; the records of all cells (plan order).
+
+    `launcher` are Hydra overrides (hydra/launcher=joblib, hydra.launcher.n_jobs=2, ...); none:
+    Hydra's basic launcher, the cells one after the other in this process."""
     write_plan(spec, size, extra, cells, root)
-    records = []
-    for cell in cells:
+    pending = []
+    for i, cell in enumerate(cells):
         done = status(cell)
         if done and done.get("status") == "done":
             log.info("ablate %s: %s done before (%s)", spec.name, cell.name, cell_home(cell))
-            records.append(done)
-            continue
-        records.append(run_cell(spec, cell))
-    return records
+        else:
+            pending.append(i)
+    if pending:
+        launch(root, pending, list(launcher or []))
+    return [status(cell) or {"arm": cell.arm, "seed": cell.seed, "key": cell.key, "status": "not run"}
+            for cell in cells]
+
+
+def launch(root: Path, indices: list[int], launcher: list[str]) -> None:
+    """Hydra multirun over the plan's cell indices: each job runs one cell (run_planned_cell).
+
+    Hydra's compose API has no launchers, so this goes through a `@hydra.main` entry point, as
+    `nlpx train -m` does; the job's own config is nlpx's (unused: the cell composes its stages)."""
+    import sys
+
+    import hydra
+
+    from nlpx.config import conf_dir
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def _cell(cfg) -> None:
+        run_planned_cell(Path(str(cfg.ablate_root)), int(cfg.ablate_cell))
+
+    argv = sys.argv
+    sys.argv = [argv[0], "--multirun", f"+ablate_root={root.resolve()}",
+                "+ablate_cell=" + ",".join(map(str, indices)), f"hydra.sweep.dir={(root / 'hydra').resolve()}",
+                "logger=none", *launcher]
+    try:
+        _cell()
+    finally:
+        sys.argv = argv
+
+
+def run_planned_cell(root: Path, index: int) -> dict:
+    """Cell `index` of root/plan.json (in a launcher's job, possibly another process or machine)."""
+    from nlpx.ablate.spec import load
+
+    plan = json.loads((root / "plan.json").read_text())
+    c = plan["cells"][index]
+    cell = Cell(c["arm"], int(c["seed"]), {k: list(v) for k, v in c["stages"].items()}, c["key"],
+                {k: Path(v) for k, v in c["run_dirs"].items()})
+    return run_cell(load(plan["spec"]), cell)

@@ -317,7 +317,14 @@ def plan(spec: Spec, size: str, extra: list[str] | None, root: Path) -> list[Cel
     """The cells with their keys and run directories under root (runs/ablate/<name>)."""
     out = cells(spec, size, extra)
     for cell in out:
-        cell.key = cell_key(resolved(cell, spec))
+        configs = resolved(cell, spec)
+        for stage, config in configs.items():
+            if str(config.get("trainer", {}).get("strategy", "")).startswith("ddp"):
+                # Lightning's local DDP re-runs the command line for each extra rank: for
+                # `nlpx ablate` that would plan and launch the cells again
+                raise UserError(f"{cell.name} {stage}: trainer=ddp inside an ablation cell is not supported "
+                                "yet; run DDP pretraining with `nlpx train trainer=ddp`")
+        cell.key = cell_key(configs)
         home = root / "cells" / dir_name(cell.arm) / f"seed{cell.seed}-{cell.key}"
         cell.run_dirs = {stage.name: home / stage.name for stage in spec.stages}
     return out

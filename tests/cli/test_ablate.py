@@ -4,6 +4,7 @@ failing one is recorded and does not stop the others; the smoke size end to end 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def spec_file(tmp_path: Path, cache_dir: Path) -> Path:
 def test_cells_run_resume_and_record_failures(tmp_path, cache_dir, monkeypatch):
     spec = str(spec_file(tmp_path, cache_dir))
     runs = f"runs_dir={tmp_path / 'runs'}"
-    records = command.run(spec, "smoke", [runs])
+    records, report = command.run(spec, "smoke", [runs])
     assert [(r["arm"], r["seed"], r["status"]) for r in records] == \
         [("mlm", 0, "done"), ("mlm", 1, "done"), ("broken", 0, "failed"), ("broken", 1, "failed")]
     assert "does not exist" in records[2]["error"] and records[2]["failed_stage"] == "pretrain"
@@ -44,7 +45,7 @@ def test_cells_run_resume_and_record_failures(tmp_path, cache_dir, monkeypatch):
     calls = []
     real = runner._run_stage
     monkeypatch.setattr(runner, "_run_stage", lambda cmd, overrides: (calls.append(overrides), real(cmd, overrides)))
-    again = command.run(spec, "smoke", [runs])
+    again, _ = command.run(spec, "smoke", [runs])
     assert calls[0] == [f"resume={killed.run_dirs['pretrain']}"]  # resumed from its checkpoint
     assert len(calls) == 3  # mlm/seed0 skipped; the two failed cells tried again
     assert [r["status"] for r in again] == ["done", "done", "failed", "failed"]
@@ -76,7 +77,46 @@ def test_list_dry_run_and_smoke_end_to_end(tmp_path, cache_dir, glue_dir):
     for r in records:
         glue = json.loads((Path(r["stages"]["glue"]["run_dir"]) / "results.json").read_text())
         assert [t["task"] for t in glue["tasks"]] == ["mrpc", "stsb", "sst2"]
+    # the report: one row per arm with n = 3 seeds, every file, the terminal table
+    report = json.loads((root / "results.json").read_text())
+    assert [r["arm"] for r in report["rows"]] == ["objective.masking.ratio=0.15", "objective.masking.ratio=0.3",
+                                                  "objective.masking.ratio=0.4"]
+    assert all(r["metrics"]["glue/score"]["n"] == 3 and r["metrics"]["val/mlm_loss"]["n"] == 3
+               for r in report["rows"])
+    assert {"results.md", "results.csv", "results.tex", "curve_val_mlm_loss.png", "bars_glue_score.png"} <= \
+        {p.name for p in root.iterdir()}
+    assert "mask_ratio (smoke)" in out.stdout
+
     again = subprocess.run([*NLPX, *args], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 0 and "9 of 9 cells done" in again.stdout
     assert "done before" in again.stderr and " pretrain model=" not in again.stderr  # nothing ran again
+
+    (root / "results.md").unlink()
+    rebuilt = subprocess.run([*NLPX, "ablate", "mask_ratio", "--report", f"runs_dir={tmp_path}"], cwd=REPO,
+                             env=cli_env(cache_dir), capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (root / "results.md").is_file() and "ablate mask_ratio:" not in rebuilt.stderr
+
+
+def test_cells_log_to_wandb_grouped_by_experiment_and_arm(tmp_path):
+    from nlpx.ablate.spec import Cell, Spec, Stage
+
+    spec = Spec(name="mask_ratio", path=tmp_path / "s.yaml", description="", stages=(Stage("pretrain", "train"),),
+                base={}, arms={}, baseline="", seeds=(0,), metrics=("x",), sizes={})
+    cell = Cell("objective.masking.ratio=0.3", 0, {"pretrain": ["model=bert", "seed=0"]},
+                run_dirs={"pretrain": tmp_path / "cells" / "a" / "seed0-k" / "pretrain"})
+    assert runner.stage_overrides(spec, cell, spec.stages[0])[2:4] == \
+        ["logger.group=mask_ratio", "logger.job_type=objective.masking.ratio-0.3"]
+    cell.stages["pretrain"].insert(0, "logger=none")
+    assert not any(o.startswith("logger.") for o in runner.stage_overrides(spec, cell, spec.stages[0]))
+
+
+def test_joblib_launcher_runs_cells_in_parallel_processes(tmp_path, cache_dir):
+    spec = str(spec_file(tmp_path, cache_dir))
+    records, report = command.run(spec, "smoke", [f"runs_dir={tmp_path / 'runs'}", "hydra/launcher=joblib",
+                                                  "hydra.launcher.n_jobs=2"])
+    assert [(r["arm"], r["seed"], r["status"]) for r in records] == \
+        [("mlm", 0, "done"), ("mlm", 1, "done"), ("broken", 0, "failed"), ("broken", 1, "failed")]
+    row = next(r for r in report["rows"] if r["arm"] == "mlm")
+    assert row["baseline"] and row["metrics"]["val/mlm_loss"]["n"] == 2 and math.isnan(row["metrics"]["val/mlm_loss"]["p"])

@@ -1,0 +1,337 @@
+"""The ablation report (runs/ablate/<name>/): results.{json,csv,md,tex}, plots, a terminal table.
+
+Built only from what is on disk (plan.json, each cell's cell.json and its stages' run
+directories), so `nlpx ablate NAME --report` rebuilds it at any time without running anything.
+
+Per arm and metric: mean, sample std (ddof=1) and n over the seeds whose cell is done; the
+difference to the baseline arm's mean, with Welch's two-sample t-test (unequal variances,
+scipy.stats.ttest_ind(equal_var=False)) for its p-value: * p < 0.05, ** p < 0.01 (no mark, and
+p = nan, with fewer than 2 seeds on a side). Compute columns, means over the arm's cells:
+parameters, tokens seen in pretraining, estimated training FLOPs (6 × parameters × tokens, the
+usual dense-transformer estimate: forward + backward; it ignores attention's sequence-length
+term and counts the vocabulary projection at every position, so it overestimates MLM, which
+projects only the masked positions) and wall time of all stages.
+
+Metric names: `val/...` (or any key of the pretraining summary's `final`) from the `train`
+stage; `glue/score` and `glue/<task>` (the task score) from an `eval glue` stage.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from nlpx.errors import UserError
+from nlpx.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+COMPUTE = ("parameters", "tokens_seen", "train_flops", "wall_seconds")
+
+
+# -- reading ----------------------------------------------------------------------------------
+def load_plan(root: Path) -> dict:
+    path = Path(root) / "plan.json"
+    if not path.is_file():
+        raise UserError(f"{root}: no plan.json (nothing has run yet: nlpx ablate NAME runs it)")
+    return json.loads(path.read_text())
+
+
+def _stage_dirs(plan: dict, cell: dict) -> dict[str, tuple[str, Path]]:
+    return {s["name"]: (s["command"], Path(cell["run_dirs"][s["name"]])) for s in plan["stages"]}
+
+
+def cell_values(plan: dict, cell: dict) -> dict:
+    """{metric: value} and compute numbers of one finished cell, read from its stages."""
+    out: dict = {"wall_seconds": 0.0}
+    for command, run_dir in _stage_dirs(plan, cell).values():
+        if command == "train":
+            summary = json.loads((run_dir / "summary.json").read_text())
+            out.update({k: float(v) for k, v in summary["final"].items()})
+            params, tokens = summary.get("parameters"), summary.get("tokens_seen")
+            out.update(parameters=params, tokens_seen=tokens,
+                       train_flops=6.0 * params * tokens if params and tokens else None)
+            out["wall_seconds"] += float(summary.get("wall_seconds", 0.0))
+        else:
+            results = json.loads((run_dir / "results.json").read_text())
+            if results.get("glue"):
+                out["glue/score"] = results["glue"]["score"]["mean"]
+            for row in results["tasks"]:
+                if row.get("status") == "ok":
+                    out[f"glue/{row['task']}"] = row["score"]["mean"]
+            summary = run_dir / "summary.json"
+            if summary.is_file():
+                out["wall_seconds"] += float(json.loads(summary.read_text()).get("wall_seconds", 0.0))
+    return out
+
+
+def curves(plan: dict, cell: dict, metric: str) -> list[tuple[int, float]]:
+    """(step, value) of `metric` over pretraining, from the train stage's metrics.jsonl."""
+    for command, run_dir in _stage_dirs(plan, cell).values():
+        path = run_dir / "metrics.jsonl"
+        if command == "train" and path.is_file():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+            return [(int(r["step"]), float(r[metric])) for r in rows if metric in r]
+    return []
+
+
+def collect(root: Path) -> tuple[dict, list[dict]]:
+    """The plan and, per planned cell, its status record with its values when done."""
+    plan = load_plan(root)
+    cells = []
+    for cell in plan["cells"]:
+        home = Path(next(iter(cell["run_dirs"].values()))).parent
+        record_path = home / "cell.json"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {"status": "not run"}
+        entry = {"arm": cell["arm"], "seed": cell["seed"], "key": cell["key"], "status": record["status"],
+                 "error": record.get("error")}
+        if record["status"] == "done":
+            entry["values"] = cell_values(plan, cell)
+        cells.append(entry)
+    return plan, cells
+
+
+# -- statistics -------------------------------------------------------------------------------
+def summarise(values: list[float]) -> dict:
+    n = len(values)
+    if n == 0:
+        return {"mean": math.nan, "std": math.nan, "n": 0}
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
+    return {"mean": mean, "std": std, "n": n}
+
+
+def welch_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value of Welch's t-test; nan with fewer than 2 values on a side or no spread."""
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    from scipy.stats import ttest_ind
+
+    p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    return p
+
+
+def mark(p: float) -> str:
+    return "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def aggregate(plan: dict, cells: list[dict]) -> list[dict]:
+    """One row per arm (plan order): per metric mean/std/n, delta to the baseline and its p."""
+    baseline = plan["baseline"]
+    by_arm = {arm: [c for c in cells if c["arm"] == arm and c["status"] == "done"] for arm in plan["arms"]}
+
+    def values(arm: str, metric: str) -> list[float]:
+        return [c["values"][metric] for c in by_arm[arm]
+                if c["values"].get(metric) is not None and math.isfinite(c["values"][metric])]
+
+    rows = []
+    for arm in plan["arms"]:
+        row = {"arm": arm, "baseline": arm == baseline, "cells_done": len(by_arm[arm]),
+               "cells_failed": sum(1 for c in cells if c["arm"] == arm and c["status"] == "failed"),
+               "metrics": {}, "compute": {}}
+        for metric in plan["metrics"]:
+            stats = summarise(values(arm, metric))
+            base = values(baseline, metric)
+            delta = stats["mean"] - summarise(base)["mean"] if arm != baseline else math.nan
+            p = welch_p(values(arm, metric), base) if arm != baseline else math.nan
+            row["metrics"][metric] = {**stats, "delta": delta, "p": p}
+        for key in COMPUTE:
+            row["compute"][key] = summarise(values(arm, key))["mean"]
+        rows.append(row)
+    return rows
+
+
+# -- writing ----------------------------------------------------------------------------------
+def _num(x: float, digits: int = 4) -> str:
+    return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _big(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def cell_text(m: dict, digits: int = 4) -> str:
+    if m["n"] == 0:
+        return "–"
+    std = f" ± {_num(m['std'], digits)}" if math.isfinite(m["std"]) else ""
+    return f"{_num(m['mean'], digits)}{std} (n={m['n']})"
+
+
+def delta_text(m: dict, digits: int = 4) -> str:
+    if not math.isfinite(m["delta"]):
+        return "baseline" if m["n"] else "–"
+    p = f", p={m['p']:.3f}" if math.isfinite(m["p"]) else ""
+    return f"{m['delta']:+.{digits}f}{mark(m['p'])}{p}"
+
+
+def to_csv(plan: dict, rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    header = ["arm", "baseline", "cells_done", "cells_failed"]
+    for metric in plan["metrics"]:
+        header += [f"{metric} mean", f"{metric} std", f"{metric} n", f"{metric} delta", f"{metric} p"]
+    header += list(COMPUTE)
+    w.writerow(header)
+    for r in rows:
+        line = [r["arm"], r["baseline"], r["cells_done"], r["cells_failed"]]
+        for metric in plan["metrics"]:
+            m = r["metrics"][metric]
+            line += [m["mean"], m["std"], m["n"], m["delta"], m["p"]]
+        line += [r["compute"][k] for k in COMPUTE]
+        w.writerow(line)
+    return buf.getvalue()
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str]) -> str:
+    lines = [f"# {plan['experiment']} (size {plan['size']})", "", plan.get("description", ""), ""]
+    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "wall s"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        name = f"**{r['arm']}** (baseline)" if r["baseline"] else r["arm"]
+        metrics = [f"{cell_text(r['metrics'][m])}<br>{delta_text(r['metrics'][m])}" for m in plan["metrics"]]
+        c = r["compute"]
+        lines.append("| " + " | ".join([_md_escape(name), *metrics, _big(c["parameters"]), _big(c["tokens_seen"]),
+                                         _big(c["train_flops"]), _num(c["wall_seconds"], 0)]) + " |")
+    lines += ["", "Mean ± sample std (ddof=1) over seeds (n = finished cells); second line: difference to "
+              f"the baseline arm ({plan['baseline']}) with Welch's t-test p-value (* p < 0.05, ** p < 0.01; "
+              "none with fewer than 2 seeds a side). FLOPs: 6 × parameters × pretraining tokens. "
+              f"Seeds: {', '.join(map(str, plan['seeds']))}.", ""]
+    failed = [c for c in cells if c["status"] != "done"]
+    if failed:
+        lines += ["Cells not in the table:", ""]
+        lines += [f"- {c['arm']} seed {c['seed']} ({c['key']}): {c['status']}"
+                  + (f" — {c['error']}" if c.get("error") else "") for c in failed]
+        lines.append("")
+    lines += [f"![{Path(p).stem}]({p})" for p in plots]
+    overrides = " ".join(plan.get("overrides") or [])
+    lines += ["", f"Command: `nlpx ablate {plan['experiment']} --size {plan['size']}"
+              + (f" {overrides}" if overrides else "") + "`", ""]
+    return "\n".join(lines)
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(plan: dict, rows: list[dict]) -> str:
+    cols = "l" + "r" * (len(plan["metrics"]) + 1)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(["Arm", *(_tex_escape(m) for m in plan["metrics"]), "FLOPs"]) + r" \\", r"\midrule"]
+    for r in rows:
+        cells = []
+        for metric in plan["metrics"]:
+            m = r["metrics"][metric]
+            if m["n"] == 0:
+                cells.append("--")
+                continue
+            std = rf" $\pm$ {_num(m['std'], 3)}" if math.isfinite(m["std"]) else ""
+            sig = rf"$^{{{mark(m['p'])}}}$" if mark(m["p"]) else ""
+            cells.append(f"{_num(m['mean'], 3)}{std}{sig}")
+        name = _tex_escape(r["arm"]) + (" (base)" if r["baseline"] else "")
+        lines.append(" & ".join([name, *cells, _big(r["compute"]["train_flops"])]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{{_tex_escape(plan['experiment'])}: mean $\pm$ std over seeds; "
+              r"$^{*}$ $p<0.05$, $^{**}$ $p<0.01$ (Welch's t-test against the baseline).}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def plot(plan: dict, cells: list[dict], rows: list[dict], root: Path) -> list[str]:
+    """curve_<metric>.png (mean over seeds, min-max band, per arm) for the headline pretraining
+    metric; bars_<metric>.png (mean ± std) for every metric. Returns the files, relative to root."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    headline = next((m for m in plan["metrics"] if m.startswith("val/")), None)
+    by_cell = {(c["arm"], c["seed"]): c for c in cells}
+    if headline:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for arm in plan["arms"]:
+            series = [dict(curves(plan, pc, headline)) for pc in plan["cells"]
+                      if pc["arm"] == arm and by_cell[(arm, pc["seed"])]["status"] == "done"]
+            steps = sorted(set().union(*series)) if series else []
+            steps = [s for s in steps if all(s in c for c in series)]
+            if not steps:
+                continue
+            ys = [[c[s] for c in series] for s in steps]
+            mean = [sum(v) / len(v) for v in ys]
+            line, = ax.plot(steps, mean, label=arm)
+            ax.fill_between(steps, [min(v) for v in ys], [max(v) for v in ys], alpha=0.2, color=line.get_color())
+        ax.set_xlabel("step")
+        ax.set_ylabel(headline)
+        ax.set_title(f"{plan['experiment']}: {headline} (mean over seeds, min–max band)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        files.append(_save(fig, root, f"curve_{_slug(headline)}.png"))
+        plt.close(fig)
+    for metric in plan["metrics"]:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        arms = [r["arm"] for r in rows]
+        means = [r["metrics"][metric]["mean"] for r in rows]
+        stds = [r["metrics"][metric]["std"] if math.isfinite(r["metrics"][metric]["std"]) else 0.0 for r in rows]
+        ax.bar(range(len(arms)), [m if math.isfinite(m) else 0.0 for m in means], yerr=stds, capsize=4,
+               color=["tab:gray" if r["baseline"] else "tab:blue" for r in rows])
+        ax.set_xticks(range(len(arms)), arms, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{plan['experiment']}: {metric} (mean ± std over seeds; gray: baseline)")
+        fig.tight_layout()
+        files.append(_save(fig, root, f"bars_{_slug(metric)}.png"))
+        plt.close(fig)
+    return files
+
+
+def _slug(metric: str) -> str:
+    return metric.replace("/", "_")
+
+
+def _save(fig, root: Path, name: str) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(root / name, buf.getvalue())
+    return name
+
+
+def build(root: Path) -> dict:
+    """Write every report file from what exists under root; returns results.json's content."""
+    root = Path(root)
+    plan, cells = collect(root)
+    rows = aggregate(plan, cells)
+    plots = plot(plan, cells, rows, root)
+    report = {"experiment": plan["experiment"], "size": plan["size"], "baseline": plan["baseline"],
+              "metrics": plan["metrics"], "seeds": plan["seeds"], "test": "Welch's t-test (two-sided, unequal "
+              "variances) against the baseline arm", "flops": "6 x parameters x pretraining tokens",
+              "rows": rows, "cells": cells, "plots": plots}
+    atomic_write_json(root / "results.json", report)
+    atomic_write_text(root / "results.csv", to_csv(plan, rows))
+    atomic_write_text(root / "results.md", to_markdown(plan, rows, cells, plots))
+    atomic_write_text(root / "results.tex", to_latex(plan, rows))
+    return report
+
+
+def print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report['experiment']} ({report['size']})")
+    table.add_column("arm")
+    for metric in report["metrics"]:
+        table.add_column(metric, justify="right")
+    for r in report["rows"]:
+        table.add_row(r["arm"] + (" (baseline)" if r["baseline"] else ""),
+                      *(f"{cell_text(r['metrics'][m])}\n{delta_text(r['metrics'][m])}" for m in report["metrics"]))
+    Console().print(table)
