@@ -74,8 +74,16 @@ def wandb_grouping(spec: Spec, cell: Cell, overrides: list[str]) -> list[str]:
 
 
 def run_cell(spec: Spec, cell: Cell) -> dict:
-    """Run (or finish) one cell; returns its cell.json record. Never raises for a failing stage."""
+    """Run (or finish) one cell; returns its cell.json record. Never raises for a failing stage.
+
+    A stage that failed before starts again from scratch with the current settings (the failure
+    may have been theirs: a logger, a path); one that was interrupted resumes."""
     home = cell_home(cell)
+    before = status(cell)
+    if before and before.get("status") == "failed":
+        import shutil
+
+        shutil.rmtree(cell.run_dirs[before["failed_stage"]], ignore_errors=True)
     record = {"arm": cell.arm, "seed": cell.seed, "key": cell.key, "status": "running", "stages": {}}
     started = time.time()
     for stage in spec.stages:

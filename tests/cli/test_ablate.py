@@ -120,3 +120,29 @@ def test_joblib_launcher_runs_cells_in_parallel_processes(tmp_path, cache_dir):
         [("mlm", 0, "done"), ("mlm", 1, "done"), ("broken", 0, "failed"), ("broken", 1, "failed")]
     row = next(r for r in report["rows"] if r["arm"] == "mlm")
     assert row["baseline"] and row["metrics"]["val/mlm_loss"]["n"] == 2 and math.isnan(row["metrics"]["val/mlm_loss"]["p"])
+
+
+def test_a_failed_stage_starts_again_with_the_current_settings(tmp_path, monkeypatch):
+    from nlpx.ablate.spec import Cell, Spec, Stage
+
+    spec = Spec(name="e", path=tmp_path / "s.yaml", description="", stages=(Stage("pretrain", "train"),),
+                base={}, arms={}, baseline="", seeds=(0,), metrics=("x",), sizes={})
+    run_dir = tmp_path / "cells" / "a" / "seed0-k" / "pretrain"
+    cell = Cell("a", 0, {"pretrain": ["logger=none", "seed=0"]}, "k", {"pretrain": run_dir})
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("logger: {name: wandb}\n")  # what the failed attempt ran with
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run_dir.parent / "cell.json").write_text(json.dumps({"status": "failed", "failed_stage": "pretrain"}))
+    calls = []
+    monkeypatch.setattr(runner, "_run_stage", lambda cmd, overrides: calls.append((run_dir.exists(), overrides)))
+    assert runner.run_cell(spec, cell)["status"] == "done"
+    (existed, overrides), = calls
+    assert not existed and overrides[:2] == ["logger=none", "seed=0"] and not overrides[0].startswith("resume=")
+    # an interrupted stage (no failure recorded) resumes instead
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("x: 1\n")
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run_dir.parent / "cell.json").unlink()
+    calls.clear()
+    runner.run_cell(spec, cell)
+    assert calls == [(True, [f"resume={run_dir}"])]
