@@ -103,13 +103,14 @@ def summarise(values: list[float]) -> dict:
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of Welch's t-test; nan with fewer than 2 values on a side or no spread."""
+    """Two-sided p-value of Welch's t-test (scipy's); nan with fewer than 2 values on a side.
+    Two sides of identical constants (a task that collapsed to the majority class) give what
+    scipy gives, with its precision warning."""
     if len(a) < 2 or len(b) < 2:
         return math.nan
     from scipy.stats import ttest_ind
 
-    p = float(ttest_ind(a, b, equal_var=False).pvalue)
-    return p
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def mark(p: float) -> str:

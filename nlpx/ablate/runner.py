@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -54,8 +55,6 @@ def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
     overrides = [PLACEHOLDER.sub(lambda m: str(cell.run_dirs[m.group(1)]), o) for o in cell.stages[stage.name]]
     if (run_dir / "config.yaml").is_file():  # interrupted: continue it
         if stage.command == "train" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
-            import shutil
-
             shutil.rmtree(run_dir)  # died before its first checkpoint: start it again
         else:
             return [f"resume={run_dir}"]
@@ -81,8 +80,6 @@ def run_cell(spec: Spec, cell: Cell) -> dict:
     home = cell_home(cell)
     before = status(cell)
     if before and before.get("status") == "failed":
-        import shutil
-
         shutil.rmtree(cell.run_dirs[before["failed_stage"]], ignore_errors=True)
     record = {"arm": cell.arm, "seed": cell.seed, "key": cell.key, "status": "running", "stages": {}}
     started = time.time()

@@ -132,9 +132,8 @@ class ReplacedTokenDetection(MaskedLM):
         """Build the generator for the discriminator `model`, share the tables, add the head."""
         family = self.family
         self.generator = self._generator(model)
-        tables = family.embedding_tables(model)
-        if self.mode != "nes" and family.embedding_tables(self.generator)["word"].weight.shape != \
-                tables["word"].weight.shape:
+        tables, gen_tables = family.embedding_tables(model), family.embedding_tables(self.generator)
+        if self.mode != "nes" and gen_tables["word"].weight.shape != tables["word"].weight.shape:
             raise UserError(
                 f"objective.sharing={self.mode} with objective.generator.width_ratio={self.width_ratio}: "
                 f"model={family.name} embeds tokens at its hidden size, so the generator's table is "
@@ -144,11 +143,10 @@ class ReplacedTokenDetection(MaskedLM):
         owner = family.base(model).embeddings
         # a discriminator from a checkpoint keeps its tables (GDES: E_Δ = E_D - E_G); a new one
         # starts from E_Δ = 0
-        self.shared_tables = sharing.share(self.mode, family.embedding_tables(self.generator), owner, tables,
-                                           keep=family.pretrained is not None)
+        self.shared_tables = sharing.share(self.mode, gen_tables, owner, tables, keep=family.pretrained is not None)
         # (generator's, discriminator's) token tables, one module under es; a tuple, so that
         # nn.Module does not register them twice
-        self._words = (family.embedding_tables(self.generator)["word"], owner.word_embeddings)
+        self._words = (gen_tables["word"], owner.word_embeddings)
         if family.rtd_head(model) is None:
             from transformers.models.electra.modeling_electra import ElectraDiscriminatorPredictions
 
