@@ -9,6 +9,10 @@ A cell's key is the hash of its resolved stage configs (spec.cell_key), so rerun
 command finds the same directories: finished cells are skipped, a stage with a summary is not
 run again, and an interrupted stage resumes (`nlpx train resume=`, `nlpx eval glue resume=`).
 A failing cell writes its error to cell.json and the next cell runs.
+
+A pretraining stage with trainer=ddp runs as its own `nlpx train` process (its output in
+root/cells/.../<stage>.log): Lightning starts each extra local rank by re-running the command
+line of the process that fits, and that command must be the stage's, not `nlpx ablate`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from nlpx.ablate.spec import PLACEHOLDER, Cell, Spec, dir_name
+from nlpx.ablate.spec import PLACEHOLDER, Cell, Spec, dir_name, resolved, uses_ddp
 from nlpx.rundir import atomic_write_json
 
 log = logging.getLogger("nlpx")
@@ -83,6 +87,7 @@ def run_cell(spec: Spec, cell: Cell) -> dict:
         shutil.rmtree(cell.run_dirs[before["failed_stage"]], ignore_errors=True)
     record = {"arm": cell.arm, "seed": cell.seed, "key": cell.key, "status": "running", "stages": {}}
     started = time.time()
+    ddp = {name for name, config in resolved(cell, spec).items() if uses_ddp(config)}
     for stage in spec.stages:
         run_dir = cell.run_dirs[stage.name]
         if stage_done(stage.command, run_dir):
@@ -91,7 +96,10 @@ def run_cell(spec: Spec, cell: Cell) -> dict:
         overrides = stage_overrides(spec, cell, stage)
         log.info("ablate %s: %s %s %s", spec.name, cell.name, stage.name, " ".join(overrides))
         try:
-            _run_stage(stage.command, overrides)
+            if stage.name in ddp:
+                _run_stage_process(stage.command, overrides, home / f"{stage.name}.log")
+            else:
+                _run_stage(stage.command, overrides)
         except Exception as e:  # a failing cell must not stop the others: recorded, reported
             record["stages"][stage.name] = {"run_dir": str(run_dir), "status": "failed"}
             record.update(status="failed", failed_stage=stage.name, error=f"{type(e).__name__}: {e}",
@@ -116,6 +124,29 @@ def _run_stage(command: str, overrides: list[str]) -> None:
         from nlpx.eval.glue_run import eval_glue
 
         eval_glue(overrides)
+
+
+class StageProcessError(RuntimeError):
+    pass
+
+
+def _run_stage_process(command: str, overrides: list[str], log_path: Path) -> None:
+    """`nlpx train OVERRIDES` in a child process, its output in log_path (see the module doc)."""
+    import os
+    import subprocess
+    import sys
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # the child is rank 0 of its own DDP group: no rank or run id inherited from this process
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                        "NLPX_RUN_ID")}
+    with open(log_path, "w") as out:
+        code = subprocess.run([sys.executable, "-m", "nlpx.cli", command, *overrides], stdout=out,
+                              stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        raise StageProcessError(f"nlpx {command} exited with {code}: {tail[0]} (log: {log_path})")
 
 
 def run(spec: Spec, size: str, extra: list[str], cells: list[Cell], root: Path,

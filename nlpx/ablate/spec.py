@@ -313,17 +313,19 @@ def dir_name(arm: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", arm)
 
 
+def uses_ddp(config: dict) -> bool:
+    return str(config.get("trainer", {}).get("strategy", "")).startswith("ddp")
+
+
 def plan(spec: Spec, size: str, extra: list[str] | None, root: Path) -> list[Cell]:
     """The cells with their keys and run directories under root (runs/ablate/<name>)."""
     out = cells(spec, size, extra)
     for cell in out:
         configs = resolved(cell, spec)
-        for stage, config in configs.items():
-            if str(config.get("trainer", {}).get("strategy", "")).startswith("ddp"):
-                # Lightning's local DDP re-runs the command line for each extra rank: for
-                # `nlpx ablate` that would plan and launch the cells again
-                raise UserError(f"{cell.name} {stage}: trainer=ddp inside an ablation cell is not supported "
-                                "yet; run DDP pretraining with `nlpx train trainer=ddp`")
+        for stage in spec.stages:
+            if stage.command != "train" and uses_ddp(configs[stage.name]):
+                raise UserError(f"{cell.name} {stage.name}: trainer=ddp applies to pretraining stages only "
+                                f"(fine-tuning runs on one device); write {spec.stages[0].name}:trainer=ddp")
         cell.key = cell_key(configs)
         home = root / "cells" / dir_name(cell.arm) / f"seed{cell.seed}-{cell.key}"
         cell.run_dirs = {stage.name: home / stage.name for stage in spec.stages}

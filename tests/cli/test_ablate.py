@@ -146,3 +146,22 @@ def test_a_failed_stage_starts_again_with_the_current_settings(tmp_path, monkeyp
     calls.clear()
     runner.run_cell(spec, cell)
     assert calls == [(True, [f"resume={run_dir}"])]
+
+
+def test_ddp_pretraining_inside_a_cell_runs_as_its_own_process(tmp_path, cache_dir, monkeypatch):
+    """Lightning re-runs the fitting process's command line for rank 1: that must be the stage's
+    `nlpx train`, not `nlpx ablate` (which would plan and launch every cell again)."""
+    monkeypatch.setenv("NLPX_CACHE", str(cache_dir))
+    spec = str(spec_file(tmp_path, cache_dir))
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+    records, _ = command.run(spec, "smoke", [f"runs_dir={tmp_path / 'runs'}", *ddp])
+    assert [r["status"] for r in records] == ["done", "done", "failed", "failed"]
+    for record in records[:2]:
+        run_dir = Path(record["stages"]["pretrain"]["run_dir"])
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["steps"] == 2 and summary["tokens_seen"] == 2 * 2 * 8 * 64  # 2 steps x 2 ranks
+        assert (run_dir.parent / "pretrain.log").is_file()
+    # one plan, one run per cell: rank 1 did not start an ablation of its own
+    assert len(list((tmp_path / "runs").rglob("plan.json"))) == 1
+    assert sorted(p.parent.name for p in (tmp_path / "runs").rglob("summary.json")) == ["pretrain", "pretrain"]
+    assert "exited with 2" in records[2]["error"] and "does not exist" in records[2]["error"]

@@ -79,8 +79,10 @@ def test_unknown_experiment_size_and_stage_prefix_are_user_errors(tmp_path):
         specs.cells(spec, "huge")
     with pytest.raises(UserError, match="finetune:task.lr=1: 'finetune' is not a stage of exp"):
         specs.cells(spec, "smoke", ["finetune:task.lr=1"])
-    with pytest.raises(UserError, match="a/seed0 pretrain: trainer=ddp inside an ablation cell is not supported"):
-        specs.plan(spec, "smoke", ["trainer=ddp"], tmp_path)
+    with pytest.raises(UserError, match="a/seed0 glue: trainer=ddp applies to pretraining stages only "
+                                        r"\(fine-tuning runs on one device\); write pretrain:trainer=ddp"):
+        specs.plan(spec, "smoke", ["glue:trainer=ddp"], tmp_path)
+    assert len(specs.plan(spec, "smoke", ["trainer=ddp"], tmp_path)) == 2  # pretraining may use DDP
 
 
 def test_shipped_experiments_plan_every_cell():
