@@ -27,7 +27,8 @@ from pathlib import Path
 from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-COMPUTE = ("parameters", "tokens_seen", "train_flops", "wall_seconds")
+# finetune_examples_per_s: fine-tuning training speed, mean over the GLUE tasks (a trick's cost)
+COMPUTE = ("parameters", "tokens_seen", "train_flops", "wall_seconds", "finetune_examples_per_s")
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -57,9 +58,13 @@ def cell_values(plan: dict, cell: dict) -> dict:
             results = json.loads((run_dir / "results.json").read_text())
             if results.get("glue"):
                 out["glue/score"] = results["glue"]["score"]["mean"]
+            speeds = []
             for row in results["tasks"]:
                 if row.get("status") == "ok":
                     out[f"glue/{row['task']}"] = row["score"]["mean"]
+                    if row.get("train_examples_per_s", {}).get("n"):
+                        speeds.append(row["train_examples_per_s"]["mean"])
+            out["finetune_examples_per_s"] = sum(speeds) / len(speeds) if speeds else None
             summary = run_dir / "summary.json"
             if summary.is_file():
                 out["wall_seconds"] += float(json.loads(summary.read_text()).get("wall_seconds", 0.0))
@@ -195,14 +200,15 @@ def _md_escape(text: str) -> str:
 
 def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str]) -> str:
     lines = [f"# {plan['experiment']} (size {plan['size']})", "", plan.get("description", ""), ""]
-    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "wall s"]
+    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "wall s", "fine-tune ex/s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         name = f"**{r['arm']}** (baseline)" if r["baseline"] else r["arm"]
         metrics = [f"{cell_text(r['metrics'][m])}<br>{delta_text(r['metrics'][m])}" for m in plan["metrics"]]
         c = r["compute"]
         lines.append("| " + " | ".join([_md_escape(name), *metrics, _big(c["parameters"]), _big(c["tokens_seen"]),
-                                         _big(c["train_flops"]), _num(c["wall_seconds"], 0)]) + " |")
+                                         _big(c["train_flops"]), _num(c["wall_seconds"], 0),
+                                         _num(c["finetune_examples_per_s"], 1)]) + " |")
     lines += ["", "Mean ± sample std (ddof=1) over seeds (n = finished cells); second line: difference to "
               f"the baseline arm ({plan['baseline']}) with Welch's t-test p-value (* p < 0.05, ** p < 0.01; "
               "none with fewer than 2 seeds a side). FLOPs: 6 × parameters × pretraining tokens. "

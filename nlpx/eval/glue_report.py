@@ -30,8 +30,16 @@ def task_row(task: str, results: list[dict]) -> dict:
     return {"task": task, "status": "ok", "seeds": [r["seed"] for r in results],
             "metrics": metrics, "score": aggregate([r["score"] for r in results]),
             "epochs": [r["epoch"] for r in results],
+            # the cost of the run's tricks shows here (nlpx.tricks): training speed, passes per step
+            "train_examples_per_s": _speeds([r.get("train_examples_per_s") for r in results]),
+            "tricks": results[0].get("tricks", {}).get("applied", []),
             "per_seed": [{"seed": r["seed"], "metrics": r["metrics"], "score": r["score"], "epoch": r["epoch"]}
                          for r in results]}
+
+
+def _speeds(values: list) -> dict:
+    values = [v for v in values if v]
+    return aggregate(values) if values else {"mean": math.nan, "std": math.nan, "median": math.nan, "n": 0}
 
 
 def glue_row(rows: list[dict]) -> dict | None:

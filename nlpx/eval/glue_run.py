@@ -160,7 +160,7 @@ def _unit(cfg, data, task: str, seed: int, run_dir: Path, model_path: Path, *, f
         start, new_head = run_dir / "mnli" / f"seed{seed}" / "hf", True
     return finetune(cfg, data, model_path=start, run_dir=unit_dir, new_head=new_head,
                     loggers=[JsonlLogger(unit_dir / "metrics.jsonl")],
-                    predict_test=bool(cfg.eval.predict_test))
+                    predict_test=bool(cfg.eval.predict_test), strict_tricks=False)
 
 
 def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli) -> dict:

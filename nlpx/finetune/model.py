@@ -34,7 +34,8 @@ def load_classifier(path: Path, spec, *, new_head: bool = False):
     labels = ["score"] if spec.is_regression else list(spec.labels)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(path), local_files_only=True, num_labels=len(labels),
-        problem_type="regression" if spec.is_regression else "single_label_classification",
+        problem_type="regression" if spec.is_regression else (
+            "multi_label_classification" if getattr(spec, "multilabel", False) else "single_label_classification"),
         id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=new_head)
     if model.config.pad_token_id is None:  # GPT-2 checkpoints: its classifier finds the last token by it

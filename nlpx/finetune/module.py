@@ -3,6 +3,11 @@
 The kept epoch's weights are a CPU copy in memory rather than a checkpoint file: a GLUE
 evaluation runs tasks x seeds fine-tunings and needs only the kept weights of each, once, to
 predict the test sets.
+
+Optimisation is manual (Lightning's manual optimization): fine-tuning tricks work between the
+backward and the optimizer step (AWP) and add passes (R-Drop, SiFT), so the step is written out
+here: loss (nlpx.tricks.stack), backward, the tricks' after-backward, then every
+`accumulate_grad_batches` batches gradient clipping, the optimizer and the LR schedule.
 """
 
 from __future__ import annotations
@@ -15,16 +20,30 @@ import numpy as np
 import torch
 
 from nlpx.eval.glue_metrics import mnli_metrics, task_metrics, task_score
+from nlpx.finetune.multilabel import multilabel_metrics
 from nlpx.train.module import _mix
 from nlpx.train.optim import decay_groups
+from nlpx.tricks.base import Step
+from nlpx.tricks.stack import TrickStack
 
 SELECT = ("best", "last")
 
 
 class FinetuneModule(L.LightningModule):
-    def __init__(self, cfg, model, objective, data, *, total_steps: int, steps_per_epoch: int):
+    def __init__(self, cfg, model, objective, data, *, total_steps: int, steps_per_epoch: int,
+                 tricks: TrickStack | None = None):
         super().__init__()
+        self.automatic_optimization = False
         self.cfg, self.model, self.objective, self.data = cfg, model, objective, data
+        self.tricks = tricks or TrickStack([])
+        self.loss_fn = self.tricks.loss_fn(objective.loss) if objective is not None else None
+        trainer = cfg.get("trainer") or {}
+        self.accumulate = int(trainer.get("accumulate_grad_batches", 1))
+        clip = trainer.get("gradient_clip_val")
+        self.clip = float(clip) if clip else None
+        self.passes = [0, 0]  # forward, backward passes since the last optimizer step
+        self.pass_totals = [0, 0, 0]  # forward, backward passes, optimizer steps
+        self.train_started: float | None = None
         self.task = str(cfg.task.name)
         self.seed = int(cfg.seed)
         self.total_steps, self.steps_per_epoch = total_steps, max(1, steps_per_epoch)
@@ -44,12 +63,47 @@ class FinetuneModule(L.LightningModule):
         torch.manual_seed(_mix(self.seed, self.batches_seen))
 
     def training_step(self, batch, batch_idx):
-        out = self.objective(self.model, batch)
+        if self.train_started is None:
+            self.train_started = time.perf_counter()
+        step = Step(self.model, batch, self.loss_fn, lambda loss: self.manual_backward(loss / self.accumulate),
+                    epoch=int(self.current_epoch), global_step=int(self.global_step))
+        loss, logits = self.tricks.training_loss(step)
+        step.backward(loss)
+        self.tricks.after_backward(step)
+        self.tricks.on_batch_end(step, logits)
+        self.passes[0] += step.forwards
+        self.passes[1] += step.backwards
         self.batches_seen += 1
-        self.examples_seen += int(batch["input_ids"].shape[0])
-        self.log("train/loss", out["loss"], batch_size=int(batch["input_ids"].shape[0]), prog_bar=True)
+        size = int(batch["input_ids"].shape[0])
+        self.examples_seen += size
+        if (batch_idx + 1) % self.accumulate == 0 or self.trainer.is_last_batch:
+            self._optimizer_step()
+        self.log("train/loss", loss.detach(), batch_size=size, prog_bar=True)
+        for key, value in step.parts.items():
+            self.log(f"train/{key}_loss" if key == "task" else f"train/{key}", value, batch_size=size)
+        for key, value in self.tricks.metrics().items():
+            self.log(key, value, batch_size=1)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
-        return out["loss"]
+        seconds = time.perf_counter() - self.train_started - self.val_seconds
+        if seconds > 0:
+            self.log("train/examples_per_s", self.examples_seen / seconds, batch_size=1)
+
+    def _optimizer_step(self) -> None:
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        if self.clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        self.log("cost/forward_passes", float(self.passes[0]), batch_size=1)
+        self.log("cost/backward_passes", float(self.passes[1]), batch_size=1)
+        self.pass_totals = [self.pass_totals[0] + self.passes[0], self.pass_totals[1] + self.passes[1],
+                            self.pass_totals[2] + 1]
+        self.passes = [0, 0]
+
+    def passes_per_step(self) -> dict:
+        steps = max(self.pass_totals[2], 1)
+        return {"forward": self.pass_totals[0] / steps, "backward": self.pass_totals[1] / steps}
 
     # -- evaluation ----------------------------------------------------------------------------
     def on_validation_epoch_start(self):
@@ -67,17 +121,19 @@ class FinetuneModule(L.LightningModule):
         if self.trainer.sanity_checking:
             return
         predictions, per_split, loss_sum, n = {}, {}, 0.0, 0
+        multilabel = getattr(self.data.spec, "multilabel", False)
         for idx, split in enumerate(self.data.dev):
             preds = in_row_order(self._val.get(idx, []), len(split.examples))
             predictions[split.name] = preds
-            per_split[split.score_as] = task_metrics(split.score_as, preds, split.encoded.labels)
+            per_split[split.score_as] = (multilabel_metrics(preds, split.encoded.labels, float(self.cfg.task.threshold))
+                                         if multilabel else task_metrics(split.score_as, preds, split.encoded.labels))
             loss_sum += sum(x[2] for x in self._val.get(idx, []))
             n += len(split.examples)
         if self.task == "mnli":
             metrics = mnli_metrics(per_split["mnli_m"], per_split["mnli_mm"])
         else:
             metrics = per_split[self.task]
-        score = task_score(self.task, metrics)
+        score = metrics["map"] if multilabel else task_score(self.task, metrics)
         record = {"epoch": round(self.trainer.global_step / self.steps_per_epoch, 3),
                   "step": int(self.trainer.global_step), "metrics": metrics, "score": score,
                   "loss": loss_sum / max(n, 1)}
@@ -112,8 +168,10 @@ class FinetuneModule(L.LightningModule):
         from transformers import get_linear_schedule_with_warmup
 
         t = self.cfg.task
-        optimizer = torch.optim.AdamW(decay_groups(self.parameters(), t.weight_decay), lr=float(t.lr),
-                                      betas=tuple(t.adam_betas), eps=float(t.adam_eps))
+        lr = self.tricks.learning_rate(float(t.lr))
+        groups = (self.tricks.param_groups(self.model, lr, float(t.weight_decay))
+                  or decay_groups(self.parameters(), t.weight_decay))
+        optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(t.adam_betas), eps=float(t.adam_eps))
         warmup = math.ceil(float(t.warmup_ratio) * self.total_steps)  # as transformers' Trainer
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -32,10 +33,26 @@ def check_finetune_config(cfg) -> None:
                         "resume=RUN_DIR` skips the task x seed runs that finished")
 
 
+def check_tricks(cfg, model_path: Path, data) -> None:
+    """The tricks' task / family conflicts, before any output exists (exit 2)."""
+    from transformers import AutoConfig
+
+    from nlpx.tricks.base import TaskInfo
+    from nlpx.tricks.stack import TrickStack
+
+    model_type = AutoConfig.from_pretrained(str(model_path), local_files_only=True).model_type
+    TrickStack.build(cfg.get("trick"), TaskInfo(model_type, data.num_labels,
+                                                bool(getattr(data.spec, "multilabel", False))))
+
+
 def load_task_data(cfg, tokenizer, *, with_test: bool = True):
     from nlpx.finetune.data import load_task
 
     t = cfg.task
+    if t.get("benchmark") == "multilabel":
+        from nlpx.finetune.multilabel import load_multilabel
+
+        return load_multilabel(t, tokenizer)
     limit = t.max_train_examples
     return load_task(str(t.name), cfg.data.glue_dir, tokenizer, max_length=int(t.max_length),
                      max_train_examples=None if limit is None else int(limit),
@@ -43,24 +60,32 @@ def load_task_data(cfg, tokenizer, *, with_test: bool = True):
 
 
 def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: bool = False,
-             predict_test: bool = True) -> dict:
+             predict_test: bool = True, strict_tricks: bool = True) -> dict:
     """Fine-tune on data.train, evaluate on dev each epoch, keep task.select's epoch; write
-    predictions (and hf/ if task.export) under run_dir; return the result (also result.json)."""
+    predictions (and hf/ if task.export) under run_dir; return the result (also result.json).
+    strict_tricks: a trick that cannot apply to this task is exit 2 (else left out, noted)."""
     import torch
 
     from nlpx.eval.glue_submission import write_dev_predictions, write_predictions
     from nlpx.finetune.data import FinetuneDataModule
     from nlpx.finetune.model import load_classifier
     from nlpx.finetune.module import FinetuneModule, in_row_order
+    from nlpx.finetune.multilabel import write_predictions as write_multilabel
     from nlpx.objectives.classify import SequenceClassification
     from nlpx.train.export import export_hf
     from nlpx.train.loggers import JsonlLogger
     from nlpx.train.trainer import build_finetune_trainer
+    from nlpx.tricks.base import TaskInfo
+    from nlpx.tricks.stack import TrickStack
 
     t, seed = cfg.task, int(cfg.seed)
     torch.manual_seed(seed)  # the new head's initialisation is a function of the seed
     model, tokenizer = load_classifier(model_path, data.spec, new_head=new_head)
-    objective = SequenceClassification(cfg.objective, data.num_labels)
+    multilabel = bool(getattr(data.spec, "multilabel", False))
+    tricks = TrickStack.build(cfg.get("trick"), TaskInfo(model.config.model_type, data.num_labels, multilabel),
+                              strict=strict_tricks)
+    model = tricks.prepare_model(model)
+    objective = SequenceClassification(cfg.objective, data.num_labels, multilabel=multilabel)
     dm = FinetuneDataModule(data, tokenizer, batch_size=int(t.batch_size),
                             eval_batch_size=int(t.eval_batch_size), seed=seed,
                             num_workers=int(cfg.data.num_workers))
@@ -69,7 +94,8 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
     total = int(t.epochs) * steps_per_epoch
     if t.max_steps:
         total = min(total, int(t.max_steps))
-    module = FinetuneModule(cfg, model, objective, data, total_steps=total, steps_per_epoch=steps_per_epoch)
+    module = FinetuneModule(cfg, model, objective, data, total_steps=total, steps_per_epoch=steps_per_epoch,
+                            tricks=tricks)
     trainer = build_finetune_trainer(cfg, run_dir, loggers, max_epochs=int(t.epochs),
                                      max_steps=int(t.max_steps) if t.max_steps else None)
     for lg in loggers:
@@ -85,8 +111,13 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
     kept = module.kept
 
     for split in data.dev:
-        write_dev_predictions(run_dir / "predictions" / "dev" / f"{split.task}.{split.name}.tsv", split.task,
-                              split.examples, module.kept_dev_predictions[split.name])
+        preds = module.kept_dev_predictions[split.name]
+        if multilabel:
+            write_multilabel(run_dir / "predictions" / "dev" / f"{split.task}.{split.name}.jsonl", data.spec,
+                             split.examples, preds, float(t.threshold))
+        else:
+            write_dev_predictions(run_dir / "predictions" / "dev" / f"{split.task}.{split.name}.tsv", split.task,
+                                  split.examples, preds)
     test_files = {}
     if predict_test and data.test:
         outputs = trainer.predict(module, dataloaders=dm.predict_dataloader())
@@ -94,10 +125,17 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
             outputs = [outputs]
         for split, out in zip(data.test, outputs):
             preds = in_row_order(out, len(split.examples))
-            path = write_predictions(run_dir / "predictions" / "test", split.task, split.name, split.examples, preds)
+            if multilabel:
+                path = write_multilabel(run_dir / "predictions" / "test" / f"{split.task}.{split.name}.jsonl",
+                                        data.spec, split.examples, preds, float(t.threshold))
+            else:
+                path = write_predictions(run_dir / "predictions" / "test", split.task, split.name,
+                                         split.examples, preds)
             test_files[path.name] = str(path)
+    parameters = {id(p): (p.numel(), p.requires_grad) for p in model.parameters()}
+    tricks.save(model, run_dir)
     if t.export:
-        export_hf(model, tokenizer, run_dir / "hf")
+        export_hf(tricks.export_model(model), tokenizer, run_dir / "hf")
 
     dev_examples = sum(len(s.examples) for s in data.dev)
     result = {
@@ -109,7 +147,11 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
         "train_examples_per_s": module.examples_seen / train_seconds if train_seconds > 0 else None,
         "eval_examples_per_s": (dev_examples * len(module.evaluations) / module.val_seconds
                                 if module.val_seconds > 0 else None),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(n for n, _ in parameters.values()),
+        "trainable_parameters": sum(n for n, trains in parameters.values() if trains),
+        "tricks": {"applied": tricks.names, "skipped": tricks.skipped, **tricks.describe(),
+                   "passes_per_step": module.passes_per_step(),
+                   "final": tricks.metrics()},
         "model": str(model_path), "new_head": new_head,
         "test_predictions": test_files, "hf": str(run_dir / "hf") if t.export else None,
     }
@@ -132,11 +174,17 @@ def finetune_run(cfg, overrides: list[str]) -> dict:
     check_finetune_config(cfg)
     path = checkpoint_path(cfg)
     data = load_task_data(cfg, load_tokenizer(path, key="model.pretrained"))
+    check_tricks(cfg, path, data)
     run_dir = run_dir_for(cfg)
     write_run_config(run_dir, cfg, overrides)
     log.info("run directory: %s", run_dir)
     loggers = build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_step=None)
-    result = finetune(cfg, data, model_path=path, run_dir=run_dir, loggers=loggers)
+    try:
+        result = finetune(cfg, data, model_path=path, run_dir=run_dir, loggers=loggers)
+    except UserError:  # found once the model is built (a LoRA target it lacks): no half-run left
+        close_loggers(loggers)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     final = {**{f"val/{k}": v for k, v in result["metrics"].items()}, "val/score": result["score"]}
     summary = {"run_dir": str(run_dir), "experiment": cfg.experiment, **result, "final": final,
                **summary_info()}

@@ -3,7 +3,8 @@
 The model is the family's own *ForSequenceClassification (its pooler and head); the loss is
 computed here rather than by the model so that fine-tuning tricks can change it in one place.
 Classes: cross-entropy of the logits; STS-B (one output): mean squared error of the score, as
-transformers computes for problem_type="regression".
+transformers computes for problem_type="regression"; multi-label tasks: binary cross-entropy per
+label, averaged over labels and examples (transformers' multi_label_classification).
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ class SequenceClassification(nn.Module):
     kind = "finetune"  # `nlpx train` hands the run to nlpx.finetune.run
     needs_nsp = False
 
-    def __init__(self, cfg, num_labels: int):
+    def __init__(self, cfg, num_labels: int, *, multilabel: bool = False):
         super().__init__()
         self.cfg = cfg
-        self.num_labels = num_labels  # 1: regression
+        self.num_labels = num_labels  # 1 (not multi-label): regression
+        self.multilabel = multilabel
 
     @property
     def is_regression(self) -> bool:
-        return self.num_labels == 1
+        return self.num_labels == 1 and not self.multilabel
 
     def logits(self, model, batch) -> torch.Tensor:
         return model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
@@ -34,6 +36,8 @@ class SequenceClassification(nn.Module):
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.is_regression:
             return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+        if self.multilabel:
+            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
         return F.cross_entropy(logits, labels)
 
     def forward(self, model, batch) -> dict:
@@ -41,5 +45,7 @@ class SequenceClassification(nn.Module):
         return {"loss": self.loss(logits, batch["labels"]), "_logits": logits}
 
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
-        """Class ids, or scores for regression."""
+        """Class ids, scores for regression, per-label probabilities for multi-label."""
+        if self.multilabel:
+            return torch.sigmoid(logits.float())
         return logits.squeeze(-1).float() if self.is_regression else logits.argmax(-1)

@@ -50,6 +50,9 @@ def train(cfg, overrides: list[str]) -> dict:
         from nlpx.finetune.run import finetune_run
 
         return finetune_run(cfg, overrides)
+    from nlpx.tricks.stack import check_not_pretraining
+
+    check_not_pretraining(cfg)
     return pretrain(cfg, overrides)
 
 

@@ -50,8 +50,8 @@ def build_finetune_trainer(cfg, run_dir: Path, loggers, *, max_epochs: int, max_
     progress = RichProgressBar() if terminal else PlainProgress(int(t.log_every_n_steps))
     return L.Trainer(
         accelerator=t.accelerator, devices=1, num_nodes=1, precision=t.precision, max_epochs=max_epochs,
-        max_steps=max_steps or -1, gradient_clip_val=t.gradient_clip_val,
-        accumulate_grad_batches=int(t.accumulate_grad_batches), check_val_every_n_epoch=1,
+        # clipping and accumulation are FinetuneModule's (manual optimization, for the tricks)
+        max_steps=max_steps or -1, check_val_every_n_epoch=1,
         log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=0, logger=loggers,
         callbacks=[progress], enable_progress_bar=terminal, enable_checkpointing=False,
         enable_model_summary=False, default_root_dir=str(run_dir), use_distributed_sampler=False,

@@ -63,13 +63,27 @@ def test_nonsense_pair_is_a_user_error_before_any_output(model, objective, small
     assert not (tmp_path / "runs").exists()
 
 
+ALL_TRICKS = ["llrd", "multi_dropout", "lora", "asl", "rdrop", "sift", "awp"]
+
+
 @pytest.mark.parametrize("model", [*ENCODERS, "gpt2"])
 def test_every_family_export_fine_tunes(model, small, glue_dir, tmp_path):
+    """Plain, then with every trick that applies to the family at once, from the command line."""
     pretrained = Path(run(small(f"model={model}", f"objective={'clm' if model == 'gpt2' else 'mlm'}"))["run_dir"])
     overrides = ["objective=classify", *finetune_overrides(pretrained, glue_dir, task="rte"),
                  f"runs_dir={tmp_path / 'ft'}"]
     summary = run(overrides)
     assert summary["steps"] == 2 and 0.0 <= summary["score"] <= 1.0
+    assert summary["tricks"]["applied"] == [] and summary["tricks"]["passes_per_step"] == {"forward": 1, "backward": 1}
+
+    tricks = [t for t in ALL_TRICKS if not (model == "gpt2" and t == "sift")]  # GPT-2: no embedding LayerNorm
+    summary = run([*overrides, f"trick=[{','.join(tricks)}]", "trick.awp.adv_start=0"])
+    assert summary["steps"] == 2 and summary["tricks"]["applied"] == tricks
+    # one clean pass, R-Drop's second, SiFT's two, AWP's one; backward: the loss, SiFT's delta, AWP
+    sift = "sift" in tricks
+    assert summary["tricks"]["passes_per_step"] == {"forward": 3 + 2 * sift, "backward": 2 + sift}
+    assert 0 < summary["tricks"]["lora"]["trainable_fraction"] < 0.5
+    assert summary["trainable_parameters"] < summary["parameters"]
 
 
 @pytest.mark.parametrize("model,extra", [

@@ -39,7 +39,10 @@ def make(root: Path) -> None:
                 json.dumps({"step": s, "val/mlm_loss": v[0] + 10 - s}) + "\n" for s in (0, 5, 10)))
             dirs["glue"].mkdir()
             (dirs["glue"] / "results.json").write_text(json.dumps(
-                {"tasks": [{"task": "mrpc", "status": "ok", "score": {"mean": v[1]}}],
+                {"tasks": [{"task": "mrpc", "status": "ok", "score": {"mean": v[1]},
+                            "train_examples_per_s": {"mean": 100.0 + seed, "n": 1}},
+                           {"task": "rte", "status": "ok", "score": {"mean": 0.5},
+                            "train_examples_per_s": {"mean": 50.0, "n": 1}}],
                  "glue": {"score": {"mean": v[1]}}}))
             (home / "cell.json").write_text(json.dumps({"status": "done"}))
     (root / "plan.json").write_text(json.dumps({
@@ -73,8 +76,9 @@ def test_statistics_equal_hand_computed_values(tmp_path):
     broken = rows["broken"]
     assert (broken["cells_done"], broken["cells_failed"]) == (1, 1)
     assert broken["metrics"]["val/mlm_loss"]["n"] == 1 and math.isnan(broken["metrics"]["val/mlm_loss"]["p"])
+    # fine-tuning speed: the mean over tasks (mrpc 100 + seed, rte 50), then over seeds 0-3
     assert rows["new"]["compute"] == {"parameters": 1000, "tokens_seen": 500, "train_flops": 6 * 1000 * 500,
-                                      "wall_seconds": 10.0}
+                                      "wall_seconds": 10.0, "finetune_examples_per_s": pytest.approx(75.75)}
     mrpc = rows["new"]["metrics"]["glue/mrpc"]
     assert mrpc["mean"] == pytest.approx(0.795) and report.mark(mrpc["p"]) in ("*", "**")
 

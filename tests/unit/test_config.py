@@ -12,11 +12,12 @@ def test_groups_are_the_documented_ones():
     assert groups["objective"] == ["classify", "clm", "mlm", "mlm_nsp", "rtd", "sop", "span"]
     assert groups["data"] == ["glue", "synthetic", "text"]
     assert groups["task"] == [f"glue/{t}" for t in sorted(
-        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])]  # not glue/_default
+        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
+        ["multilabel/jsonl", "multilabel/synthetic"]  # not the _default files
     assert groups["eval"] == ["glue"]
     assert groups["trainer"] == ["cpu", "ddp", "gpu"]
     assert groups["logger"] == ["csv", "none", "wandb"]
-    assert groups["trick"] == []
+    assert groups["trick"] == ["asl", "awp", "llrd", "lora", "multi_dropout", "rdrop", "sift"]
 
 
 def test_defaults():
@@ -31,7 +32,10 @@ def test_defaults():
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in group_options().items() for o in opts])
 def test_every_option_composes(group, option):
     cfg = compose([f"{group}={option}"])
-    assert cfg[group].name == option.rpartition("/")[2]
+    if group == "trick":  # each trick lands under trick.<name>
+        assert list(cfg.trick) == [option]
+    else:
+        assert cfg[group].name == option.rpartition("/")[2]
 
 
 def test_task_shorthand_and_shared_task_defaults():

@@ -1,0 +1,47 @@
+"""Divergences between two predictions of one batch, for R-Drop and SiFT.
+
+Each follows its paper's public code for class distributions; scores (STS-B) and independent
+labels (multi-label) have no softmax distribution, so they use the analogue stated per function.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nlpx.tricks.base import TaskInfo
+
+
+def _bernoulli_logprobs(logits: torch.Tensor) -> torch.Tensor:
+    """Per label [log(1-p), log p]: multi-label outputs as independent two-class distributions."""
+    return torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=-1)
+
+
+def _logprobs(logits: torch.Tensor, task: TaskInfo) -> torch.Tensor:
+    return _bernoulli_logprobs(logits.float()) if task.multilabel else F.log_softmax(logits.float(), dim=-1)
+
+
+def rdrop_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, task: TaskInfo) -> torch.Tensor:
+    """R-Drop: 1/2 (KL(p||q) + KL(q||p)), summed over classes (over labels for multi-label),
+    averaged over the batch (the paper's code sums over the batch while averaging the task loss;
+    the mean keeps alpha independent of the batch size). Regression: the mean squared difference
+    of the two scores. Both directions carry gradients, as in the paper's code."""
+    if task.regression:
+        return F.mse_loss(p_logits.float().squeeze(-1), q_logits.float().squeeze(-1))
+    lp, lq = _logprobs(p_logits, task), _logprobs(q_logits, task)
+    kl_pq = (lp.exp() * (lp - lq)).sum(-1)
+    kl_qp = (lq.exp() * (lq - lp)).sum(-1)
+    per_example = 0.5 * (kl_pq + kl_qp)
+    return per_example.reshape(len(p_logits), -1).sum(-1).mean()
+
+
+def sift_symmetric_kl(logits: torch.Tensor, target: torch.Tensor, task: TaskInfo) -> torch.Tensor:
+    """DeBERTa's `symmetric_kl` (SiFT): the two cross-entropies with each side's probabilities
+    detached, -sum p_t log p_s - sum p_s log p_t, summed (not averaged), mean over the batch.
+    Its gradient is that of KL(p_t||p_s) + KL(p_s||p_t) with the weights p held fixed.
+    Regression: the squared difference (DeBERTa's MSE perturbation loss)."""
+    if task.regression:
+        return F.mse_loss(logits.float().squeeze(-1), target.float().squeeze(-1))
+    ls, lt = _logprobs(logits, task), _logprobs(target, task)
+    loss = (lt.exp().detach() * -ls).sum(-1) + (ls.exp().detach() * -lt).sum(-1)
+    return loss.reshape(len(logits), -1).sum(-1).mean()

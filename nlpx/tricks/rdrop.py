@@ -1,0 +1,26 @@
+"""R-Drop (Liang et al. 2021): a second forward pass with its own dropout masks;
+loss = 1/2 (task(pass 1) + task(pass 2)) + alpha * 1/2 (KL(p1||p2) + KL(p2||p1)), as the
+paper's code. With dropout off the two passes are equal and the KL term is 0."""
+
+from __future__ import annotations
+
+from nlpx.tricks.base import Trick
+from nlpx.tricks.consistency import rdrop_kl
+
+
+class RDrop(Trick):
+    name = "rdrop"
+
+    def __init__(self, cfg, task):
+        super().__init__(cfg, task)
+        self.last_kl: float | None = None
+
+    def extend_loss(self, step, loss, logits):
+        second = step.forward()
+        kl = rdrop_kl(logits, second, self.task)
+        self.last_kl = float(kl.detach())
+        step.parts["rdrop_kl"] = self.last_kl
+        return 0.5 * (loss + step.loss(second)) + float(self.cfg.alpha) * kl
+
+    def metrics(self):
+        return {} if self.last_kl is None else {"kl": self.last_kl}
