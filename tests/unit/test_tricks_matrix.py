@@ -4,7 +4,6 @@ batches), and the combinations that cannot apply refused on a strict build."""
 
 from __future__ import annotations
 
-import importlib
 import math
 from pathlib import Path
 
@@ -46,12 +45,6 @@ CONFIGS = {
 }
 FAMILIES = list(CONFIGS)
 
-try:  # another change adds the LoRA trick; until then its entry is skipped, not dropped
-    HAS_LORA = hasattr(importlib.import_module("nlpx.tricks.lora"), "LoRA")
-except ImportError:
-    HAS_LORA = False
-LORA = pytest.param("lora", marks=pytest.mark.skipif(not HAS_LORA, reason="LoRA trick class not present"))
-ALONE = ["llrd", "multi_dropout", LORA, "asl", "rdrop", "sift", "awp"]
 ALL = ["llrd", "multi_dropout", "lora", "asl", "rdrop", "sift", "awp"]
 
 # passes per optimizer step (forward, backward) each trick adds to the plain (1, 1)
@@ -120,7 +113,7 @@ def fit(family: str, names: list[str]):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("name", ALONE)
+@pytest.mark.parametrize("name", ALL)
 def test_each_trick_alone_trains(family, name):
     if name == "sift" and family == "gpt2":
         pytest.skip("sift does not apply to gpt2 (refused: test_invalid_combinations_refused_on_strict_build)")
@@ -133,7 +126,7 @@ def test_each_trick_alone_trains(family, name):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_all_compatible_tricks_together_train(family):
-    names = [n for n in ALL if (HAS_LORA or n != "lora") and not (n == "sift" and family == "gpt2")]
+    names = [n for n in ALL if not (n == "sift" and family == "gpt2")]
     stack, _ = fit(family, names)
     assert stack.get("awp").attacks == STEPS
 
