@@ -46,12 +46,19 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
     if group == "logger":
         extra = [f"logger={option}"]
     extra += DECODER_PAIRS.get((group, option), [])
-    finetuning = (group, option) in FINETUNING or group == "task"
+    finetuning = (group, option) in FINETUNING or group in ("task", "trick")
     if finetuning:  # fine-tunes the session's tiny pretrained run on the fixture GLUE folder
-        task = option.rpartition("/")[2] if group == "task" else "sst2"
+        task = option if group == "task" else "sst2"
         extra = ["objective=classify", *finetune_overrides(request.getfixturevalue("pretrained_run"),
                                                            request.getfixturevalue("glue_dir"), task=task),
-                 f"runs_dir={tmp_path / 'runs'}"]
+                 f"runs_dir={tmp_path / 'runs'}", *(extra if group == "trick" else [])]
+        if option == "multilabel/jsonl":
+            for split in ("train", "dev"):
+                rows = [{"text": f"sentence {i}", "labels": ["a"] if i % 2 else ["a", "b"]} for i in range(20)]
+                (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+                extra.append(f"task.{split}={tmp_path / f'{split}.jsonl'}")
+        if option == "multilabel/synthetic":
+            extra += ["task.train_size=64", "task.dev_size=16"]
         summary = run(extra)
     else:
         summary = run(small(*extra))
