@@ -67,16 +67,7 @@ app.add_typer(eval_app, name="eval")
         "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH task.lr=3e-5\n\n"
         "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>"))
 def eval_glue(overrides: Optional[List[str]] = Overrides):
-    try:
-        _setup_logging()
-        from nlpx.eval.glue_run import eval_glue as run_eval
-
-        report = run_eval(list(overrides or []))
-    except UserError as e:
-        _fail(str(e))
-    from nlpx.eval.glue_report import print_table
-
-    print_table(report)
+    _run_eval("nlpx.eval.glue_run.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
 
 
 @eval_app.command("sts", context_settings=_EXTRA, help=(
@@ -89,16 +80,20 @@ def eval_glue(overrides: Optional[List[str]] = Overrides):
         "data.glue_dir=PATH\n\nmodel.pooling: cls | cls_before_pooler | mean | max; eval.batch_size, "
         "eval.max_length (null: the checkpoint's own), eval.device"))
 def eval_sts(overrides: Optional[List[str]] = Overrides):
+    _run_eval("nlpx.eval.sts.eval_sts", "nlpx.eval.sts.print_table", overrides)
+
+
+def _run_eval(run: str, table: str, overrides) -> None:
+    """An `nlpx eval` command: run it (imported late: the CLI starts fast), one line and exit 2
+    for a user error, then its table."""
+    from hydra.utils import get_method
+
     try:
         _setup_logging()
-        from nlpx.eval.sts import eval_sts as run_eval
-
-        report = run_eval(list(overrides or []))
+        report = get_method(run)(list(overrides or []))
     except UserError as e:
         _fail(str(e))
-    from nlpx.eval.sts import print_table
-
-    print_table(report)
+    get_method(table)(report)
 
 
 @app.command(context_settings=_EXTRA, help=(

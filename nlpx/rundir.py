@@ -52,3 +52,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def record_in_run(model_path: Path, key: str, entry: dict, history_entry: dict) -> None:
+    """model.pretrained=<nlpx run dir>/hf: that run's summary.json gets `key` = entry and a
+    `<key>_history` (one item per evaluation run directory); ablations read results there."""
+    run_dir = model_path.parent if model_path.name == "hf" else None
+    summary = run_dir / "summary.json" if run_dir is not None else None
+    if summary is None or not summary.is_file():
+        return
+    data = json.loads(summary.read_text())
+    data[key] = entry
+    history = [h for h in data.get(f"{key}_history", []) if h.get("run_dir") != entry["run_dir"]]
+    data[f"{key}_history"] = history + [history_entry]
+    atomic_write_json(summary, data)

@@ -223,20 +223,11 @@ def _compact(report: dict) -> dict:
 
 
 def _record_in_pretraining_run(model_path: Path, report: dict) -> None:
-    """model.pretrained=<nlpx run dir>: its summary.json gets the result (ablations read it there)."""
-    import json
+    from nlpx.rundir import record_in_run
 
-    run_dir = model_path.parent if model_path.name == "hf" else None
-    summary = run_dir / "summary.json" if run_dir is not None else None
-    if summary is None or not summary.is_file():
-        return
-    data = json.loads(summary.read_text())
     compact = _compact(report)["glue"]
-    data["glue"] = compact
-    history = [h for h in data.get("glue_history", []) if h.get("run_dir") != compact["run_dir"]]
-    data["glue_history"] = history + [{"run_dir": compact["run_dir"], "score": compact["score"],
-                                       "covered": compact["covered"]}]
-    atomic_write_json(summary, data)
+    record_in_run(model_path, "glue", compact, {"run_dir": compact["run_dir"], "score": compact["score"],
+                                                "covered": compact["covered"]})
 
 
 def _eval_loggers(cfg, run_dir: Path, resumed: bool):

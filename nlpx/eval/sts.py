@@ -509,18 +509,11 @@ def _write_outputs(report: dict, run_dir: Path) -> None:
 
 
 def record_in_pretraining_run(model_path: Path, report: dict) -> None:
-    """model.pretrained=<nlpx run dir>: its summary.json gets the result (ablations read it there)."""
-    run_dir = model_path.parent if model_path.name == "hf" else None
-    summary = run_dir / "summary.json" if run_dir is not None else None
-    if summary is None or not summary.is_file():
-        return
-    data = json.loads(summary.read_text())
+    from nlpx.rundir import record_in_run
+
     entry = compact(report)
-    data["sts"] = entry
-    history = [h for h in data.get("sts_history", []) if h.get("run_dir") != entry["run_dir"]]
-    data["sts_history"] = history + [{"run_dir": entry["run_dir"], "pooling": entry["pooling"],
-                                      "score": entry["score"]}]
-    atomic_write_json(summary, data)
+    record_in_run(model_path, "sts", entry, {"run_dir": entry["run_dir"], "pooling": entry["pooling"],
+                                             "score": entry["score"]})
 
 
 def _loggers(cfg, run_dir: Path):
