@@ -72,7 +72,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from nlpx.eval.sts import read_stsb
+    from nlpx.embeddings.pairs import read_stsb
     from nlpx.models.pretrained import package_model
 
     logging.getLogger("nlpx").setLevel(logging.WARNING)

