@@ -36,7 +36,8 @@ def group_options() -> dict[str, list[str]]:
 
 # group choices that imply another group's choice unless the user makes it: a Hydra defaults-list
 # override from inside objective/classify.yaml would land under the objective package instead
-IMPLIED_CHOICES = {("objective", "classify"): ("data", "glue")}
+IMPLIED_CHOICES = {("objective", "classify"): ("data", "glue"), ("objective", "angle"): ("data", "pairs"),
+                   ("objective", "angle_latest"): ("data", "pairs")}
 
 
 def expand_shorthands(overrides: list[str]) -> list[str]:

@@ -1,10 +1,12 @@
-"""Contrastive losses for sentence embeddings (SimCSE, ESimCSE; AnglE's terms come later).
+"""InfoNCE for sentence embeddings (SimCSE, ESimCSE; AnglE's terms are in nlpx.embeddings.angle).
 
-InfoNCE as in SimCSE's and ESimCSE's code: one direction, each anchor h_i against every positive
-h+_j of the batch (and, with a momentum queue, every queued embedding q_m as extra negatives),
-cosine similarity divided by the temperature tau, cross-entropy with target i:
+As in SimCSE's and ESimCSE's code: one direction, each anchor h_i against every positive h+_j of
+the batch, every hard negative h-_k of the batch (supervised SimCSE) and every queued embedding
+q_m (ESimCSE's momentum queue, no gradient), cosine similarity divided by the temperature tau,
+cross-entropy with target i:
 
-    L_i = -log e^{sim(h_i, h+_i)/tau} / (sum_j e^{sim(h_i, h+_j)/tau} + sum_m e^{sim(h_i, q_m)/tau})
+    L_i = -log e^{sim(h_i, h+_i)/tau} / (sum_j e^{sim(h_i, h+_j)/tau} + sum_k e^{sim(h_i, h-_k)/tau}
+                                        + sum_m e^{sim(h_i, q_m)/tau})
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def info_nce(anchors: torch.Tensor, positives: torch.Tensor, *, temperature: float,
-             queue: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over the batch of L_i above; `queue` ([M, dim], no gradient) adds M negatives."""
+             queue: torch.Tensor | None = None, negatives: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the batch of L_i above; `negatives` ([K, dim]) and `queue` ([M, dim], no gradient)
+    add K + M negatives."""
     logits = cosine_matrix(anchors, positives)
+    if negatives is not None:
+        logits = torch.cat([logits, cosine_matrix(anchors, negatives)], dim=1)
     if queue is not None and len(queue):
         logits = torch.cat([logits, cosine_matrix(anchors, queue.detach())], dim=1)
     target = torch.arange(len(anchors), device=anchors.device)

@@ -178,7 +178,7 @@ def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mn
                                                                "weight_decay")} for t, c in task_cfgs.items()},
                 "from_mnli": from_mnli, "submission_seed": str(cfg.eval.submission_seed)}
     return {"model": str(model_path), "run_dir": str(run_dir), "glue_dir": str(cfg.data.glue_dir),
-            "tasks": rows, "glue": glue_row(rows), "settings": settings}
+            "pooling": str(cfg.model.get("pooling")), "tasks": rows, "glue": glue_row(rows), "settings": settings}
 
 
 def _write_outputs(report: dict, results: dict[str, list[dict]], run_dir: Path) -> None:
@@ -208,7 +208,7 @@ def _write_outputs(report: dict, results: dict[str, list[dict]], run_dir: Path) 
     atomic_write_json(run_dir / "results.json", report)
     atomic_write_text(run_dir / "results.csv", to_csv(report))
     atomic_write_text(run_dir / "results.md", to_markdown(report))
-    atomic_write_json(run_dir / "summary.json", {**_compact(report), **summary_info()})
+    atomic_write_json(run_dir / "summary.json", {"pooling": report["pooling"], **_compact(report), **summary_info()})
 
 
 def _compact(report: dict) -> dict:

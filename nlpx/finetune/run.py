@@ -186,7 +186,9 @@ def finetune_run(cfg, overrides: list[str]) -> dict:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     final = {**{f"val/{k}": v for k, v in result["metrics"].items()}, "val/score": result["score"]}
-    summary = {"run_dir": str(run_dir), "experiment": cfg.experiment, **result, "final": final,
+    # model.pooling is recorded in every run's summary; a classifier itself reads the family's head
+    summary = {"run_dir": str(run_dir), "experiment": cfg.experiment, "pooling": str(cfg.model.get("pooling")),
+               **result, "final": final,
                **summary_info()}
     atomic_write_json(run_dir / "summary.json", summary)
     for lg in loggers:

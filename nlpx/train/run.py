@@ -50,6 +50,10 @@ def train(cfg, overrides: list[str]) -> dict:
         from nlpx.finetune.run import finetune_run
 
         return finetune_run(cfg, overrides)
+    if getattr(objective_cls, "kind", "pretrain") == "embedding":
+        from nlpx.embeddings.run import embedding_run
+
+        return embedding_run(cfg, overrides)
     from nlpx.tricks.stack import check_not_pretraining
 
     check_not_pretraining(cfg)
@@ -125,6 +129,9 @@ def pretrain(cfg, overrides: list[str]) -> dict:
               extra=lambda folder: objective.export_heads(folder, prepared.tokenizer))
     summary = {
         "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
+        # the sentence-vector pooling configured for this model (what `nlpx eval sts` of it would
+        # use unless told otherwise), recorded in every run's summary
+        "pooling": str(cfg.model.get("pooling")),
         "final": {k: float(v) for k, v in final.items()},
         "steps": int(trainer.global_step), "tokens_seen": int(module.tokens_seen),
         "train_seconds": round(module.train_seconds, 3), "wall_seconds": round(time.time() - started, 3),

@@ -1,0 +1,92 @@
+"""The LightningModule of the sentence-embedding objectives: encoder + objective, AdamW with a
+linear schedule (transformers' get_linear_schedule_with_warmup, as SimCSE's and AnglE's trainers),
+and STS validation every trainer.val_check_interval steps.
+
+Validation is not a Lightning loop: it encodes the distinct sentences of the validation pairs with
+nlpx.embeddings.encoder (length-bucketed, no gradient, the exported pooling, no training MLP) and
+correlates their cosines with the gold scores, exactly what `nlpx eval sts` reports for the
+exported model.
+"""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+
+from nlpx.train.module import _mix
+from nlpx.train.optim import decay_groups
+
+
+class EmbeddingModule(L.LightningModule):
+    def __init__(self, cfg, encoder, objective, tokenizer, *, total_steps: int, validation=None,
+                 max_length: int = 128, loggers=()):
+        super().__init__()
+        self.cfg, self.encoder, self.objective, self.tokenizer = cfg, encoder, objective, tokenizer
+        self.total_steps = total_steps
+        self.validation = validation  # PairSet or None
+        self.max_length = max_length
+        self.sts_loggers = list(loggers)  # validation also runs before and after fit, outside the trainer
+        self.seed = int(cfg.seed)
+        self.batches_seen = self.examples_seen = 0
+        self.train_seconds = 0.0
+        self.evaluations: list[dict] = []
+        self._started: float | None = None
+
+    def on_train_batch_start(self, batch, batch_idx):
+        # dropout masks are a function of (seed, batch position)
+        torch.manual_seed(_mix(self.seed, self.batches_seen))
+        self._started = time.perf_counter()
+
+    def training_step(self, batch, batch_idx):
+        out = self.objective(self.encoder, batch)
+        n = len(batch["views"][0]["input_ids"])
+        self.batches_seen += 1
+        self.examples_seen += n
+        for key, value in out.items():
+            self.log(f"train/{key}", value, batch_size=n, prog_bar=key == "loss")
+        return out["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.train_seconds += time.perf_counter() - self._started
+        self.log("train/examples_per_s", self.examples_seen / max(self.train_seconds, 1e-9), batch_size=1)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
+        step = self.trainer.global_step
+        every = int(self.cfg.trainer.val_check_interval)
+        if self.validation is not None and step % every == 0 and step < self.total_steps:
+            self.validate_sts(step)
+
+    def on_before_zero_grad(self, optimizer):
+        # runs right after each optimizer step (Lightning zeroes gradients after stepping)
+        self.objective.after_optimizer_step(self.encoder)
+
+    def validate_sts(self, step: int) -> dict:
+        from nlpx.embeddings.encoder import Encoder, evaluate_pairs
+
+        was_training = self.encoder.training
+        self.encoder.eval()
+        encoder = Encoder(self.encoder.model, self.tokenizer, None, str(self.device), pooler_trained=True)
+        result = evaluate_pairs(encoder, self.validation.pairs, pooling=self.encoder.pooling,
+                                batch_size=int(self.cfg.objective.eval_batch_size), max_length=self.max_length)
+        result.pop("predictions")
+        self.encoder.train(was_training)
+        entry = {"step": step, "spearman": result["spearman"], "pearson": result["pearson"]}
+        self.evaluations.append(entry)
+        name = self.validation.name
+        for lg in self.sts_loggers:
+            lg.log_metrics({f"val/{name}_spearman": entry["spearman"], f"val/{name}_pearson": entry["pearson"]},
+                           step=step)
+        return entry
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        c = self.cfg.objective
+        params = [p for p in self.parameters() if p.requires_grad]  # not ESimCSE's momentum copy
+        groups = decay_groups(params, float(c.weight_decay))
+        optimizer = torch.optim.AdamW(groups, lr=float(c.lr))
+        warmup = float(c.warmup)
+        warmup_steps = int(round(warmup * self.total_steps)) if warmup < 1 else int(warmup)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,217 @@
+"""`nlpx train objective=simcse|esimcse|angle model.pretrained=PATH`: train a sentence encoder.
+
+  1. everything a user can get wrong is checked before the run directory exists: the objective's
+     options, model.pooling, the data (every line read), the checkpoint, the validation pairs;
+  2. STS validation (objective.validation: STS-B dev from its glue_dir) before the first step,
+     every trainer.val_check_interval steps and after the last; the budget is
+     min(trainer.max_steps, objective.epochs x full batches per epoch);
+  3. hf/ is the trained encoder (plus its tokenizer) as a plain transformers model, and the
+     sentence-transformers files that make `SentenceTransformer(hf/)` pool the same way
+     (modules.json, sentence_bert_config.json, 1_Pooling/), where sentence-transformers has that
+     pooling (not for `cls` over a pooler layer);
+  4. summary.json records model.pooling, the STS results before and after, and the objective's
+     settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from nlpx.errors import UserError
+from nlpx.rundir import atomic_write_json
+
+log = logging.getLogger("nlpx")
+
+# sentence-transformers' Pooling config for nlpx's model.pooling ("cls" over a pooler: none)
+ST_POOLING = {"cls_before_pooler": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens",
+              "max": "pooling_mode_max_tokens"}
+VALIDATION_SPLITS = ("auto", "dev", "test", "none")
+
+
+def _positive_int(value, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{key}={value}: give a positive whole number")
+    return int(value)
+
+
+def check_embedding_config(cfg) -> None:
+    c = cfg.objective
+    for key in ("batch_size", "max_length", "epochs", "eval_batch_size", "min_words"):
+        _positive_int(c[key], f"objective.{key}")
+    if int(c.batch_size) < 2:
+        raise UserError(f"objective.batch_size={c.batch_size}: in-batch negatives need at least 2 examples a batch")
+    for key in ("lr", "temperature"):
+        if key in c and not float(c[key]) > 0:
+            raise UserError(f"objective.{key}={c[key]}: give a positive number")
+    if cfg.get("resume"):
+        raise UserError("resume: only pretraining runs resume from a checkpoint; an embedding run restarts")
+    if cfg.get("trick"):
+        raise UserError(f"trick={list(cfg.trick)}: fine-tuning tricks apply to objective=classify, not to "
+                        f"objective={c.name}")
+    t = cfg.trainer
+    if str(t.devices) not in ("1", "auto") or int(t.num_nodes) != 1 or "ddp" in str(t.strategy):
+        raise UserError(f"trainer={t.name}: embedding runs train on one device (in-batch negatives of one "
+                        "process); trainer.devices=1")
+
+
+def validation_pairs(cfg):
+    """The STS pairs validated on: objective.validation.split of STS-B in its glue_dir (auto: dev
+    when that folder has it, else none), or None."""
+    from nlpx.embeddings.pairs import read_stsb
+
+    v = cfg.objective.validation
+    split = "none" if v.split is None else str(v.split)
+    if split not in VALIDATION_SPLITS:
+        raise UserError(f"objective.validation.split={split}: unknown (valid: {', '.join(VALIDATION_SPLITS)})")
+    if split == "none":
+        return None
+    if split == "auto":
+        from nlpx.eval.glue_reader import available_splits
+
+        glue = Path(str(v.glue_dir))
+        if not glue.is_dir() or "dev" not in available_splits(glue, "stsb"):
+            log.info("objective.validation: no STS-B dev under %s; no STS validation "
+                     "(objective.validation.glue_dir=PATH to have it)", glue)
+            return None
+        split = "dev"
+    return read_stsb(str(v.glue_dir), split, group="objective.validation")
+
+
+def embedding_run(cfg, overrides: list[str]) -> dict:
+    import lightning as L
+    import torch
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from nlpx.embeddings.data import Collator, load_data
+    from nlpx.embeddings.encoder import effective_pooling, load_encoder, position_limit, resolve_max_length
+    from nlpx.embeddings.module import EmbeddingModule
+    from nlpx.embeddings.pooling import check_pooling
+    from nlpx.models.pretrained import resolve_pretrained
+    from nlpx.objectives.contrastive import SentenceEncoder
+    from nlpx.rundir import run_dir_for
+    from nlpx.train.export import summary_info
+    from nlpx.train.loggers import JsonlLogger, build_loggers, close_loggers
+    from nlpx.train.run import quiet_libraries, write_run_config
+    from nlpx.train.trainer import build_finetune_trainer
+
+    quiet_libraries()
+    started = time.time()
+    check_embedding_config(cfg)
+    c = cfg.objective
+    pooling = check_pooling(cfg.model.get("pooling"))
+    objective_cls = get_class(c._target_)
+    kind = objective_cls.data_kind_for(cfg.data)
+    data = load_data(kind, cfg.data, c)
+    batch_size = int(c.batch_size)
+    if len(data.rows) < batch_size:
+        raise UserError(f"objective.batch_size={batch_size}: the data has only {len(data.rows)} {kind}; "
+                        "give a smaller batch or more data")
+    validation = validation_pairs(cfg)
+    path = resolve_pretrained(cfg.model.get("pretrained"))
+    if path is None:
+        raise UserError(f"objective={c.name} trains a pretrained encoder: give model.pretrained=PATH (an nlpx "
+                        "run directory, a local HF checkpoint folder, or package:NAME)")
+    torch.manual_seed(int(cfg.seed))  # the MLP's (and any missing weight's) initialisation
+    loaded = load_encoder(path, "cpu")
+    used_pooling = effective_pooling(loaded, pooling)
+    if used_pooling != pooling:
+        log.warning("model.pooling=cls: %s has no trained pooler weights; its first token's hidden state is "
+                    "used (as cls_before_pooler)", path)
+    model, tokenizer = loaded.model.train(), loaded.tokenizer
+    limit = position_limit(model.config)
+    max_length = int(c.max_length) if limit is None else min(int(c.max_length), limit)
+    # validation encodes as `nlpx eval sts` does the checkpoint (training truncates at max_length
+    # for speed, as SimCSE); hf/'s sentence_bert_config.json keeps this length
+    eval_length, _ = resolve_max_length(None, loaded)
+    encoder = SentenceEncoder(model, used_pooling, mlp=bool(c.mlp))
+    objective = objective_cls(c, kind)
+    objective.attach(encoder)
+
+    steps_per_epoch = len(data.rows) // batch_size
+    total = min(int(c.epochs) * steps_per_epoch, int(cfg.trainer.max_steps) if cfg.trainer.max_steps else 10**12)
+    collate = Collator(tokenizer, kind, max_length, repeat=objective.collate_repeat(int(cfg.seed)),
+                       position_limit=limit)
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    loader = DataLoader(data.rows, batch_size=batch_size, sampler=RandomSampler(data.rows, generator=generator),
+                        collate_fn=collate, drop_last=True, num_workers=0)
+
+    run_dir = run_dir_for(cfg)
+    write_run_config(run_dir, cfg, overrides)
+    log.info("run directory: %s", run_dir)
+    loggers = build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_step=None)
+    try:
+        module = EmbeddingModule(cfg, encoder, objective, tokenizer, total_steps=total, validation=validation,
+                                 max_length=eval_length, loggers=loggers)
+        trainer = build_finetune_trainer(cfg, run_dir, loggers, max_epochs=int(c.epochs), max_steps=total)
+        for lg in loggers:
+            if isinstance(lg, JsonlLogger):
+                lg.global_step = lambda: trainer.global_step
+        before = module.validate_sts(0) if validation is not None else None
+        L.seed_everything(int(cfg.seed), verbose=False)
+        trainer.fit(module, train_dataloaders=loader)
+        after = module.validate_sts(int(trainer.global_step)) if validation is not None else None
+        encoder.eval()
+        export(model, tokenizer, run_dir / "hf", used_pooling, eval_length)
+    except BaseException:
+        close_loggers(loggers)
+        raise
+    final = {"train/loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
+    if after is not None:
+        final.update({f"val/{validation.name}_spearman": after["spearman"],
+                      f"val/{validation.name}_pearson": after["pearson"]})
+    summary = {
+        "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
+        "objective": str(c.name), "pooling": pooling, "pooling_used": used_pooling, "mlp": bool(c.mlp),
+        "final": final, "steps": int(trainer.global_step), "examples_seen": module.examples_seen,
+        "train_seconds": round(module.train_seconds, 3), "wall_seconds": round(time.time() - started, 3),
+        "train_examples_per_s": module.examples_seen / module.train_seconds if module.train_seconds else None,
+        "sts": {"data": validation.name if validation else None, "source": validation.source if validation else None,
+                "before": before, "after": after, "history": module.evaluations},
+        "model": str(path), "max_length": max_length, "eval_max_length": eval_length, "batch_size": batch_size,
+        "parameters": sum(p.numel() for p in encoder.parameters()),
+        "data": {"kind": kind, "source": data.source, **data.meta},
+        **objective.describe(), **_repetition(collate), "hf": str(run_dir / "hf"),
+        **summary_info(),
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    for lg in loggers:
+        lg.log_metrics({f"final/{k}": v for k, v in final.items()}, step=summary["steps"])
+    close_loggers(loggers)
+    return summary
+
+
+def _repetition(collate) -> dict:
+    if not collate.repeat:
+        return {}
+    return {"word_repetition": {"duplicated_tokens": collate.duplicated, "tokens": collate.tokens,
+                                "share": collate.duplicated / collate.tokens if collate.tokens else None}}
+
+
+def export(model, tokenizer, target: Path, pooling: str, max_length: int) -> None:
+    """hf/: the encoder for AutoModel (and `nlpx eval sts`/`eval glue`), with the
+    sentence-transformers module files where it has the pooling."""
+    from nlpx.train.export import export_hf
+
+    def sentence_transformers_files(folder: Path) -> None:
+        mode = ST_POOLING.get(pooling)
+        if mode is None:
+            log.info("model.pooling=%s: sentence-transformers has no pooling over a pooler layer; hf/ has no "
+                     "modules.json (load it with nlpx, or AutoModel and the pooler output)", pooling)
+            return
+        width = int(getattr(model.config, "hidden_size", None) or model.config.n_embd)
+        (folder / "modules.json").write_text(json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}],
+            indent=2) + "\n")
+        (folder / "sentence_bert_config.json").write_text(json.dumps(
+            {"max_seq_length": max_length, "do_lower_case": False}, indent=2) + "\n")
+        (folder / "1_Pooling").mkdir()
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+            {"word_embedding_dimension": width, **{m: m == mode for m in ST_POOLING.values()}}, indent=2) + "\n")
+
+    export_hf(model, tokenizer, target, extra=sentence_transformers_files)
