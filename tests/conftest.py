@@ -70,3 +70,11 @@ def finetune_overrides(pretrained: Path, glue: Path, *, task: str = "sst2", step
     return [f"model.pretrained={pretrained}", f"data.glue_dir={glue}", f"task={task}",
             f"task.max_steps={steps}", "task.batch_size=8", "task.epochs=1", "logger=none",
             "trainer.log_every_n_steps=1"]
+
+
+def embedding_overrides(pretrained: Path, glue: Path, runs: Path, *extra: str, steps: int = 2) -> list[str]:
+    """A quick objective=simcse|esimcse|angle run from the tiny pretrained run, validated on the
+    fixture STS-B dev."""
+    return [f"model.pretrained={pretrained}", f"runs_dir={runs}", "logger=none", f"trainer.max_steps={steps}",
+            f"trainer.val_check_interval={steps}", "trainer.log_every_n_steps=1", "objective.batch_size=4",
+            f"objective.validation.glue_dir={glue}", "objective.validation.split=dev", *extra]

@@ -9,7 +9,7 @@ import torch
 from nlpx.config import compose, group_options
 from nlpx.errors import UserError
 from nlpx.train.run import train
-from tests.conftest import finetune_overrides
+from tests.conftest import embedding_overrides, finetune_overrides
 
 RUN_FILES = {"config.yaml", "overrides.yaml", "metrics.jsonl", "summary.json"}
 
@@ -31,6 +31,11 @@ def text_folder(root: Path) -> Path:
 DECODER_PAIRS = {("model", "gpt2"): ["objective=clm"], ("objective", "clm"): ["model=gpt2"]}
 # options that only make sense for fine-tuning (data=glue feeds objective=classify)
 FINETUNING = {("objective", "classify"), ("data", "glue")}
+# sentence-embedding objectives and their data: each trains the tiny pretrained run
+EMBEDDING = {("objective", "simcse"): ["data=synthetic", "data.num_docs=60"],
+             ("objective", "esimcse"): ["data=synthetic", "data.num_docs=60"],
+             ("objective", "angle"): [], ("objective", "angle_latest"): [],
+             ("data", "pairs"): ["objective=angle"], ("data", "triples"): ["objective=simcse"]}
 
 
 def options_needing_hardware():
@@ -47,7 +52,18 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
         extra = [f"logger={option}"]
     extra += DECODER_PAIRS.get((group, option), [])
     finetuning = (group, option) in FINETUNING or group in ("task", "trick")
-    if finetuning:  # fine-tunes the session's tiny pretrained run on the fixture GLUE folder
+    embedding = (group, option) in EMBEDDING
+    if embedding:
+        glue = request.getfixturevalue("glue_dir")
+        extra += EMBEDDING[group, option]
+        if "objective=angle" in extra or option.startswith("angle") or option == "pairs":
+            extra.append(f"data.glue_dir={glue}")
+        if option == "triples":
+            (tmp_path / "t.jsonl").write_text("".join(json.dumps({"anchor": f"a {i}", "positive": f"b {i}"}) + "\n"
+                                                      for i in range(8)))
+            extra.append(f"data.files=[{tmp_path / 't.jsonl'}]")
+        summary = run(embedding_overrides(request.getfixturevalue("pretrained_run"), glue, tmp_path / "runs", *extra))
+    elif finetuning:  # fine-tunes the session's tiny pretrained run on the fixture GLUE folder
         task = option if group == "task" else "sst2"
         extra = ["objective=classify", *finetune_overrides(request.getfixturevalue("pretrained_run"),
                                                            request.getfixturevalue("glue_dir"), task=task),
@@ -66,6 +82,10 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
     assert summary["steps"] == 2
     assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
     assert (run_dir / "hf" / "model.safetensors").is_file()
+    assert summary["pooling"] == "mean"  # model.pooling, in every run's summary
+    if embedding:
+        assert summary["sts"]["after"]["step"] == 2 and "val/stsb-dev_spearman" in summary["final"]
+        return
     if finetuning:
         assert summary["final"]["val/score"] == summary["score"]
         assert (run_dir / "predictions" / "dev").is_dir()

@@ -72,7 +72,7 @@ def test_spec_mistakes_name_the_file_and_key(tmp_path, raw, message):
 
 
 def test_unknown_experiment_size_and_stage_prefix_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="no such experiment .shipped: es_nes_gdes, mask_ratio"):
+    with pytest.raises(UserError, match="no such experiment .shipped: embeddings, es_nes_gdes, mask_ratio"):
         specs.load("nope")
     spec = specs.load(str(write(tmp_path, arms={"a": ["objective=mlm"]})))
     with pytest.raises(UserError, match="--size huge: not a size of exp .sizes: smoke, full."):
@@ -86,15 +86,20 @@ def test_unknown_experiment_size_and_stage_prefix_are_user_errors(tmp_path):
 
 
 def test_shipped_experiments_plan_every_cell():
-    expected = {"nsp_vs_nonsp": 12, "es_nes_gdes": 9, "mask_ratio": 9, "mask_replace": 12, "tricks": 27}
+    expected = {"nsp_vs_nonsp": 12, "es_nes_gdes": 9, "mask_ratio": 9, "mask_replace": 12, "tricks": 27, "embeddings": 15}
     assert set(specs.shipped()) == set(expected)
     for name, n in expected.items():
         spec = specs.load(name)
         assert spec.description and spec.baseline in spec.arms and {"smoke", "full"} <= set(spec.sizes)
         cells = specs.plan(spec, "smoke", [], Path("runs/ablate") / name)
         assert len(cells) == n and len({c.key for c in cells}) == n
-        if name != "tricks":  # fine-tuning only: one glue stage
+        if name not in ("tricks", "embeddings"):  # tricks: one glue stage; embeddings: one train stage
             assert all(c.run_dirs["glue"].parent == c.run_dirs["pretrain"].parent for c in cells)
+    # the embeddings arms: each objective with the data it trains on, InfoNCE at tau 0.05 and 0.1
+    emb = {c.arm: c.stages["train"] for c in specs.plan(specs.load("embeddings"), "full", [], Path("r")) if c.seed == 0}
+    assert sorted(emb) == ["angle", "esimcse", "esimcse_tau0.1", "simcse", "simcse_tau0.1"]
+    assert "objective.temperature=0.1" in emb["simcse_tau0.1"] and "data=text" in emb["esimcse"]
+    assert "objective=angle" in emb["angle"] and not any(o.startswith("data=") for o in emb["angle"])
     # every trick arm fine-tunes with its tricks, on the packaged MiniLM
     tricks = {c.arm: c.stages["glue"] for c in specs.plan(specs.load("tricks"), "full", [], Path("r"))}
     assert "trick=[llrd,multi_dropout,awp]" in tricks["llrd+msd+awp"] and not any("trick" in o for o in tricks["baseline"])

@@ -9,8 +9,9 @@ from nlpx.errors import UserError
 def test_groups_are_the_documented_ones():
     groups = group_options()
     assert groups["model"] == ["albert", "bert", "deberta", "electra", "gpt2", "roberta", "roformer"]
-    assert groups["objective"] == ["classify", "clm", "mlm", "mlm_nsp", "rtd", "sop", "span"]
-    assert groups["data"] == ["glue", "synthetic", "text"]
+    assert groups["objective"] == ["angle", "angle_latest", "classify", "clm", "esimcse", "mlm", "mlm_nsp", "rtd",
+                                   "simcse", "sop", "span"]
+    assert groups["data"] == ["glue", "pairs", "synthetic", "text", "triples"]
     assert groups["task"] == [f"glue/{t}" for t in sorted(
         ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
         ["multilabel/jsonl", "multilabel/synthetic"]  # not the _default files
@@ -86,7 +87,8 @@ def test_gpu_trainers_use_bf16_and_ddp_strategy():
 def test_unknown_option_names_the_valid_ones():
     with pytest.raises(UserError) as e:
         compose(["objective=mlmx"])
-    assert str(e.value) == "objective=mlmx: unknown option for group 'objective' (valid: classify, clm, mlm, mlm_nsp, rtd, sop, span)"
+    assert str(e.value) == ("objective=mlmx: unknown option for group 'objective' (valid: angle, angle_latest, "
+                            "classify, clm, esimcse, mlm, mlm_nsp, rtd, simcse, sop, span)")
 
 
 def test_unknown_key_names_the_valid_keys():
