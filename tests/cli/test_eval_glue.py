@@ -49,6 +49,7 @@ def test_eval_glue_end_to_end_writes_every_output(pretrained_run, glue_dir, tmp_
     assert {"config.yaml", "overrides.yaml", "results.json", "results.csv", "results.md", "summary.json",
             "submission.zip"} <= {p.name for p in run.iterdir()}
     report = json.loads((run / "results.json").read_text())
+    assert json.loads((run / "summary.json").read_text())["pooling"] == report["pooling"] == "mean"
 
     # submission: every server file, the header, one row per test example, label strings
     with zipfile.ZipFile(run / "submission.zip") as zf:
