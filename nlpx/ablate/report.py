@@ -27,8 +27,10 @@ from pathlib import Path
 from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-# finetune_examples_per_s: fine-tuning training speed, mean over the GLUE tasks (a trick's cost)
-COMPUTE = ("parameters", "tokens_seen", "train_flops", "wall_seconds", "finetune_examples_per_s")
+# finetune_examples_per_s: fine-tuning training speed, mean over the GLUE tasks (a trick's cost);
+# train_examples_per_s: the train stage's examples/s where it counts examples (embedding runs)
+COMPUTE = ("parameters", "tokens_seen", "train_flops", "wall_seconds", "finetune_examples_per_s",
+           "train_examples_per_s")
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -54,6 +56,7 @@ def cell_values(plan: dict, cell: dict) -> dict:
             out.update(parameters=params, tokens_seen=tokens,
                        train_flops=6.0 * params * tokens if params and tokens else None)
             out["wall_seconds"] += float(summary.get("wall_seconds", 0.0))
+            out["train_examples_per_s"] = summary.get("train_examples_per_s")
         else:
             results = json.loads((run_dir / "results.json").read_text())
             if results.get("glue"):
@@ -200,7 +203,8 @@ def _md_escape(text: str) -> str:
 
 def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str]) -> str:
     lines = [f"# {plan['experiment']} (size {plan['size']})", "", plan.get("description", ""), ""]
-    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "wall s", "fine-tune ex/s"]
+    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "wall s", "fine-tune ex/s",
+              "train ex/s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         name = f"**{r['arm']}** (baseline)" if r["baseline"] else r["arm"]
@@ -208,7 +212,8 @@ def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str
         c = r["compute"]
         lines.append("| " + " | ".join([_md_escape(name), *metrics, _big(c["parameters"]), _big(c["tokens_seen"]),
                                          _big(c["train_flops"]), _num(c["wall_seconds"], 0),
-                                         _num(c["finetune_examples_per_s"], 1)]) + " |")
+                                         _num(c["finetune_examples_per_s"], 1),
+                                         _num(c["train_examples_per_s"], 1)]) + " |")
     lines += ["", "Mean ± sample std (ddof=1) over seeds (n = finished cells); second line: difference to "
               f"the baseline arm ({plan['baseline']}) with Welch's t-test p-value (* p < 0.05, ** p < 0.01; "
               "none with fewer than 2 seeds a side). FLOPs: 6 × parameters × pretraining tokens. "

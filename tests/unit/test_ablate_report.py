@@ -34,7 +34,8 @@ def make(root: Path) -> None:
                 continue
             dirs["pretrain"].mkdir()
             (dirs["pretrain"] / "summary.json").write_text(json.dumps(
-                {"final": {"val/mlm_loss": v[0]}, "parameters": 1000, "tokens_seen": 500, "wall_seconds": 10.0}))
+                {"final": {"val/mlm_loss": v[0]}, "parameters": 1000, "tokens_seen": 500, "wall_seconds": 10.0,
+                 "train_examples_per_s": 40.0}))
             (dirs["pretrain"] / "metrics.jsonl").write_text("".join(
                 json.dumps({"step": s, "val/mlm_loss": v[0] + 10 - s}) + "\n" for s in (0, 5, 10)))
             dirs["glue"].mkdir()
@@ -78,7 +79,8 @@ def test_statistics_equal_hand_computed_values(tmp_path):
     assert broken["metrics"]["val/mlm_loss"]["n"] == 1 and math.isnan(broken["metrics"]["val/mlm_loss"]["p"])
     # fine-tuning speed: the mean over tasks (mrpc 100 + seed, rte 50), then over seeds 0-3
     assert rows["new"]["compute"] == {"parameters": 1000, "tokens_seen": 500, "train_flops": 6 * 1000 * 500,
-                                      "wall_seconds": 10.0, "finetune_examples_per_s": pytest.approx(75.75)}
+                                      "wall_seconds": 10.0, "finetune_examples_per_s": pytest.approx(75.75),
+                                      "train_examples_per_s": 40.0}
     mrpc = rows["new"]["metrics"]["glue/mrpc"]
     assert mrpc["mean"] == pytest.approx(0.795) and report.mark(mrpc["p"]) in ("*", "**")
 
