@@ -13,7 +13,8 @@ term and counts the vocabulary projection at every position, so it overestimates
 projects only the masked positions) and wall time of all stages.
 
 Metric names: `val/...` (or any key of the pretraining summary's `final`) from the `train`
-stage; `glue/score` and `glue/<task>` (the task score) from an `eval glue` stage.
+stage; `glue/score` and `glue/<task>` (the task score) from an `eval glue` stage; `sts/<data>`
+(Spearman x100, e.g. `sts/stsb-dev`) and `sts/<data>/pearson` from an `eval sts` stage.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def cell_values(plan: dict, cell: dict) -> dict:
                        train_flops=6.0 * params * tokens if params and tokens else None)
             out["wall_seconds"] += float(summary.get("wall_seconds", 0.0))
             out["train_examples_per_s"] = summary.get("train_examples_per_s")
+        elif command == "eval sts":
+            results = json.loads((run_dir / "results.json").read_text())
+            for row in results["datasets"]:
+                out[f"sts/{row['name']}"] = row["spearman"]
+                out[f"sts/{row['name']}/pearson"] = row["pearson"]
         else:
             results = json.loads((run_dir / "results.json").read_text())
             if results.get("glue"):

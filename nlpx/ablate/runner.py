@@ -58,8 +58,9 @@ def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
     run_dir = cell.run_dirs[stage.name]
     overrides = [PLACEHOLDER.sub(lambda m: str(cell.run_dirs[m.group(1)]), o) for o in cell.stages[stage.name]]
     if (run_dir / "config.yaml").is_file():  # interrupted: continue it
-        if stage.command == "train" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
-            shutil.rmtree(run_dir)  # died before its first checkpoint: start it again
+        if (stage.command == "train" and not (run_dir / "checkpoints" / "last.ckpt").is_file()) \
+                or stage.command == "eval sts":
+            shutil.rmtree(run_dir)  # died before its first checkpoint (eval sts has none): start again
         else:
             return [f"resume={run_dir}"]
     return [*overrides, *wandb_grouping(spec, cell, overrides), f"runs_dir={run_dir.parent.parent}",
@@ -120,6 +121,10 @@ def _run_stage(command: str, overrides: list[str]) -> None:
 
         resume = [o for o in overrides if o.startswith("resume=")]
         train(compose(resume or overrides), overrides)
+    elif command == "eval sts":
+        from nlpx.eval.sts import eval_sts
+
+        eval_sts(overrides)
     else:
         from nlpx.eval.glue_run import eval_glue
 

@@ -1,5 +1,5 @@
 """Experiment specs (`experiments/<name>.yaml`) and their grid: arms × seeds, each cell a list of
-stages (`nlpx train`, then `nlpx eval glue`, ...), each stage a list of overrides.
+stages (`nlpx train`, then `nlpx eval glue` or `nlpx eval sts`, ...), each stage a list of overrides.
 
 A spec:
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from nlpx.errors import UserError
 
-COMMANDS = ("train", "eval glue")
+COMMANDS = ("train", "eval glue", "eval sts")
 REQUIRED_SIZES = ("smoke", "full")
 KEYS = ("description", "stages", "base", "arms", "axes", "baseline", "seeds", "metrics", "sizes")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -226,7 +226,8 @@ def _value(v) -> str:
 
 # -- the grid ---------------------------------------------------------------------------------
 def seed_override(command: str, seed: int) -> str:
-    return f"seed={seed}" if command == "train" else f"eval.seeds=[{seed}]"
+    # eval sts trains nothing: its seed only fixes the init of weights a checkpoint lacks
+    return f"eval.seeds=[{seed}]" if command == "eval glue" else f"seed={seed}"
 
 
 def split_extra(spec: Spec, extra: list[str]) -> dict[str, list[str]]:
@@ -290,6 +291,10 @@ def _composed(command: str, overrides: tuple[str, ...]) -> str:
 
     if command == "train":
         return json.dumps(plain(compose(list(overrides))), sort_keys=True, default=str)
+    if command == "eval sts":
+        from nlpx.eval.sts import sts_overrides
+
+        return json.dumps(plain(compose(sts_overrides(list(overrides)))), sort_keys=True, default=str)
     # eval glue composes task.* per task, as `nlpx eval glue` does
     from nlpx.eval.glue_metrics import GLUE_TASKS
     from nlpx.eval.glue_run import glue_overrides

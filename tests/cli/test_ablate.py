@@ -165,3 +165,36 @@ def test_ddp_pretraining_inside_a_cell_runs_as_its_own_process(tmp_path, cache_d
     assert len(list((tmp_path / "runs").rglob("plan.json"))) == 1
     assert sorted(p.parent.name for p in (tmp_path / "runs").rglob("summary.json")) == ["pretrain", "pretrain"]
     assert "exited with 2" in records[2]["error"] and "does not exist" in records[2]["error"]
+
+
+def test_an_eval_sts_stage_scores_each_pretrained_cell(tmp_path, cache_dir, glue_dir):
+    raw = {"description": "MLM pretraining, then STS-B dev of its sentence vectors",
+           "stages": [{"name": "pretrain", "command": "train"},
+                      {"name": "sts", "command": "eval sts",
+                       "overrides": ["model.pretrained={pretrain}", f"data.glue_dir={glue_dir}", "logger=none"]}],
+           "arms": {"mean": [], "cls": {"sts": ["model.pooling=cls_before_pooler"]}},
+           "seeds": [0], "metrics": ["sts/stsb-dev", "sts/stsb-dev/pearson"],
+           "sizes": {"smoke": {"pretrain": [*SMALL, f"data.cache_dir={cache_dir}", "trainer.max_steps=2",
+                                            "trainer.val_check_interval=2", "trainer.limit_val_batches=1"]},
+                     "full": []}}
+    spec = tmp_path / "sts.yaml"
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    runs = f"runs_dir={tmp_path / 'runs'}"
+    records, report = command.run(str(spec), "smoke", [runs])
+    assert [(r["arm"], r["status"]) for r in records] == [("mean", "done"), ("cls", "done")]
+    _, cells, root, _ = command.prepare(str(spec), "smoke", [runs])
+    rows = {r["arm"]: r for r in json.loads((root / "results.json").read_text())["rows"]}
+    for cell in cells:
+        results = json.loads((cell.run_dirs["sts"] / "results.json").read_text())
+        (stsb,) = results["datasets"]
+        assert results["pooling"] == ("mean" if cell.arm == "mean" else "cls_before_pooler")
+        assert rows[cell.arm]["metrics"]["sts/stsb-dev"]["mean"] == stsb["spearman"]
+        assert rows[cell.arm]["metrics"]["sts/stsb-dev/pearson"]["mean"] == stsb["pearson"]
+    assert rows["mean"]["metrics"]["sts/stsb-dev"]["mean"] != rows["cls"]["metrics"]["sts/stsb-dev"]["mean"]
+    # an interrupted eval sts (no results.json) starts again from scratch; finished cells are skipped
+    broken = cells[1].run_dirs["sts"]
+    (broken / "results.json").unlink()
+    (runner.cell_home(cells[1]) / "cell.json").unlink()
+    plan = command.prepare(str(spec), "smoke", [runs])[0]
+    assert runner.stage_overrides(plan, cells[1], plan.stages[1])[-1] == f"run_id={broken.name}"  # no resume=
+    assert not broken.exists()

@@ -62,7 +62,7 @@ def test_axes_alone_form_the_arms(tmp_path):
                                           "overrides": ["model.pretrained={pretrain}"]}]},
      "{pretrain} names no earlier stage"),
     ({"arms": {"a": ["x=1"]}, "stages": [{"name": "p", "command": "pretrain"}]},
-     "stages[0].command: 'pretrain' (valid: train, eval glue)"),
+     "stages[0].command: 'pretrain' (valid: train, eval glue, eval sts)"),
 ])
 def test_spec_mistakes_name_the_file_and_key(tmp_path, raw, message):
     path = write(tmp_path, **raw)
