@@ -33,6 +33,7 @@ class EmbeddingModule(L.LightningModule):
         self.train_seconds = 0.0
         self.evaluations: list[dict] = []
         self._started: float | None = None
+        self._stepped = 0  # the optimizer steps the objective has been told about
 
     def on_train_batch_start(self, batch, batch_idx):
         # dropout masks are a function of (seed, batch position)
@@ -53,13 +54,14 @@ class EmbeddingModule(L.LightningModule):
         self.log("train/examples_per_s", self.examples_seen / max(self.train_seconds, 1e-9), batch_size=1)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
         step = self.trainer.global_step
+        if step == self._stepped:  # a batch that only accumulated gradients
+            return
+        self._stepped = step
+        # ESimCSE's momentum copy follows the encoder right after each optimizer step
+        self.objective.after_optimizer_step(self.encoder)
         every = int(self.cfg.trainer.val_check_interval)
         if self.validation is not None and step % every == 0 and step < self.total_steps:
             self.validate_sts(step)
-
-    def on_before_zero_grad(self, optimizer):
-        # runs right after each optimizer step (Lightning zeroes gradients after stepping)
-        self.objective.after_optimizer_step(self.encoder)
 
     def validate_sts(self, step: int) -> dict:
         from nlpx.embeddings.encoder import Encoder, evaluate_pairs

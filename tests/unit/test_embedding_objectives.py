@@ -218,3 +218,30 @@ def test_each_objective_names_the_data_it_trains_on():
     assert SimCSE.data_kind_for(OmegaConf.create({"name": "text"})) == "sentences"
     assert ESimCSE.data_kind_for(OmegaConf.create({"name": "triples"})) == "sentences"
     assert math.isclose(AnglE(cfg(), "pairs").cfg.positive_min, 1.0)
+
+
+def test_the_momentum_copy_follows_each_optimizer_step_not_each_batch(tokenizer):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from nlpx.config import compose
+    from nlpx.embeddings.module import EmbeddingModule
+
+    cfg = compose(["objective=esimcse", "logger=none", "objective.validation.split=none"])
+    encoder = tiny_encoder(tokenizer)
+    objective = ESimCSE(cfg.objective, "sentences")
+    objective.attach(encoder)
+    module = EmbeddingModule(cfg, encoder, objective, tokenizer, total_steps=2)
+    calls, real = [], objective.after_optimizer_step
+
+    def spy(enc):
+        # called once the optimizer has stepped: the copy moves toward the updated weights
+        calls.append((module.trainer.global_step, module.batches_seen))
+        real(enc)
+
+    objective.after_optimizer_step = spy
+    loader = DataLoader(SENTENCES, batch_size=3, collate_fn=Collator(tokenizer, "sentences", 16, repeat=(0.32, "fixed", 0)))
+    trainer = L.Trainer(max_steps=2, accumulate_grad_batches=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(module, loader)
+    assert calls == [(1, 2), (2, 4)]  # two batches per optimizer step, one update each
