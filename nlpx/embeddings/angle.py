@@ -1,5 +1,6 @@
 """AnglE's objective for scored sentence pairs: L = w_cos L_cos + w_ibn L_ibn + w_angle L_angle
-(+ w_contrastive L_contrastive, the latest release's term). No library has these, so they are
+(+ w_contrastive L_contrastive: an nlpx option, weight 0 in both presets; the reference uses its
+contrastive term only for (anchor, positive, negative) triples, not for scored pairs). No library has these, so they are
 written here from CONCEPTS.md in the form of the authors' reference code (SeanLee97/AnglE):
 
 Each batch is B pairs (z_i, w_i) with gold scores s_i. tau multiplies similarities (tau = 20 is a
@@ -25,10 +26,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nlpx.embeddings.contrastive import full_precision
+
 # the reference's large constant: masked-out entries of a logsumexp vanish (exp(-1e12) == 0)
 MASKED = 1e12
 
 
+@full_precision
 def _ranking(values: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """log(1 + sum over (i, j) with s_i < s_j of exp(values_i - values_j))."""
     lower = (scores[:, None] < scores[None, :]).to(values.dtype)
@@ -36,6 +40,7 @@ def _ranking(values: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(torch.cat([diffs.new_zeros(1), diffs]), dim=0)
 
 
+@full_precision
 def pair_cosine(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (F.normalize(z.float(), dim=-1) * F.normalize(w.float(), dim=-1)).sum(-1)
 
@@ -44,6 +49,7 @@ def cosine_loss(z: torch.Tensor, w: torch.Tensor, scores: torch.Tensor, tau: flo
     return _ranking(tau * pair_cosine(z, w), scores.float())
 
 
+@full_precision
 def angle_difference(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """|sum Re + sum Im| of z conj(w) / (|z| |w|) per pair (before tau)."""
     z, w = z.float(), w.float()
@@ -64,6 +70,7 @@ def positives(scores: torch.Tensor, positive_min: float) -> torch.Tensor:
     return scores.float() >= positive_min
 
 
+@full_precision
 def in_batch_negative_loss(z: torch.Tensor, w: torch.Tensor, scores: torch.Tensor, tau: float = 20.0,
                            positive_min: float = 1.0) -> torch.Tensor:
     n = len(z)
@@ -76,6 +83,7 @@ def in_batch_negative_loss(z: torch.Tensor, w: torch.Tensor, scores: torch.Tenso
     return (per_row * has_target.to(per_row.dtype)).sum() / (2 * n)
 
 
+@full_precision
 def contrastive_loss(z: torch.Tensor, w: torch.Tensor, scores: torch.Tensor, tau: float = 20.0,
                      positive_min: float = 1.0) -> torch.Tensor:
     keep = positives(scores, positive_min)

@@ -11,14 +11,32 @@ cross-entropy with target i:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 
+def full_precision(fn):
+    """Run `fn` with autocast off: under bf16 mixed precision a matmul of unit vectors would be
+    computed in bf16, whose cosines near 1 are 2^-8 apart (0.08 in logits at tau 0.05); SimCSE's
+    reference computes them in float32."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device = next((a.device.type for a in args if isinstance(a, torch.Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@full_precision
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
 
 
+@full_precision
 def info_nce(anchors: torch.Tensor, positives: torch.Tensor, *, temperature: float,
              queue: torch.Tensor | None = None, negatives: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the batch of L_i above; `negatives` ([K, dim]) and `queue` ([M, dim], no gradient)

@@ -116,14 +116,15 @@ def read_triples(path: str | Path, columns: dict[str, str]) -> list[tuple[str, .
 
 def load_triples(data_cfg) -> EmbeddingData:
     columns = {r: str(data_cfg.columns[r]) for r in TRIPLE_ROLES}
-    rows = [t for f in _as_files(data_cfg.files, "data.files") for t in read_triples(f, columns)]
+    files = _as_files(data_cfg.files, "data.files")
+    rows = [t for f in files for t in read_triples(f, columns)]
     if len(rows) < 2:
         raise UserError(f"data.files: {len(rows)} triple(s); contrastive training needs a batch of them")
     with_negative = sum(len(t) == 3 for t in rows)
     if with_negative not in (0, len(rows)):
         raise UserError(f"data.files: {with_negative} of {len(rows)} lines have a '{columns['negative']}'; give "
                         "it on every line (hard negatives) or on none")
-    return EmbeddingData("triples", rows, ",".join(str(f) for f in data_cfg.files),
+    return EmbeddingData("triples", rows, ",".join(files),
                          {"triples": len(rows), "hard_negatives": with_negative > 0})
 
 

@@ -35,6 +35,16 @@ class EmbeddingModule(L.LightningModule):
         self._started: float | None = None
         self._stepped = 0  # the optimizer steps the objective has been told about
 
+    def on_train_start(self):
+        # the starting point, on the training device (before fit the module is still on the CPU)
+        if self.validation is not None:
+            self.validate_sts(self.trainer.global_step)
+
+    def on_train_end(self):
+        step = self.trainer.global_step
+        if self.validation is not None and (not self.evaluations or self.evaluations[-1]["step"] != step):
+            self.validate_sts(step)
+
     def on_train_batch_start(self, batch, batch_idx):
         # dropout masks are a function of (seed, batch position)
         torch.manual_seed(_mix(self.seed, self.batches_seen))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -37,15 +38,37 @@ def _positive_int(value, key: str) -> int:
     return int(value)
 
 
+def _number(value, key: str, *, minimum: float | None = None, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise UserError(f"{key}={value}: give a number")
+    if (positive and not value > 0) or (minimum is not None and value < minimum):
+        raise UserError(f"{key}={value}: give a number {'> 0' if positive else f'>= {minimum}'}")
+    return float(value)
+
+
+def step_cap(value) -> int | None:
+    """trainer.max_steps for an embedding run: null or -1 (Lightning's "no limit"): none."""
+    if value is None or value == -1:
+        return None
+    return _positive_int(value, "trainer.max_steps")
+
+
 def check_embedding_config(cfg) -> None:
+    """Every option an embedding run reads, checked before any output exists."""
     c = cfg.objective
     for key in ("batch_size", "max_length", "epochs", "eval_batch_size", "min_words"):
         _positive_int(c[key], f"objective.{key}")
     if int(c.batch_size) < 2:
         raise UserError(f"objective.batch_size={c.batch_size}: in-batch negatives need at least 2 examples a batch")
-    for key in ("lr", "temperature"):
-        if key in c and not float(c[key]) > 0:
-            raise UserError(f"objective.{key}={c[key]}: give a positive number")
+    _number(c.lr, "objective.lr", positive=True)
+    _number(c.weight_decay, "objective.weight_decay", minimum=0)
+    _number(c.warmup, "objective.warmup", minimum=0)
+    for key, check in (("temperature", {"positive": True}), ("momentum", {"minimum": 0}), ("dup_rate", {"minimum": 0}),
+                       ("positive_min", {})):
+        if key in c:
+            _number(c[key], f"objective.{key}", **check)
+    if "queue_size" in c and (isinstance(c.queue_size, bool) or not isinstance(c.queue_size, int) or c.queue_size < 0):
+        raise UserError(f"objective.queue_size={c.queue_size}: give a whole number of embeddings (0: no queue)")
     if cfg.get("resume"):
         raise UserError("resume: only pretraining runs resume from a checkpoint; an embedding run restarts")
     if cfg.get("trick"):
@@ -55,6 +78,11 @@ def check_embedding_config(cfg) -> None:
     if str(t.devices) not in ("1", "auto") or int(t.num_nodes) != 1 or "ddp" in str(t.strategy):
         raise UserError(f"trainer={t.name}: embedding runs train on one device (in-batch negatives of one "
                         "process); trainer.devices=1")
+    step_cap(t.max_steps)
+    _positive_int(t.val_check_interval, "trainer.val_check_interval")  # steps between STS validations
+    _positive_int(t.accumulate_grad_batches, "trainer.accumulate_grad_batches")
+    if t.gradient_clip_val is not None:
+        _number(t.gradient_clip_val, "trainer.gradient_clip_val", minimum=0)
 
 
 def validation_pairs(cfg):
@@ -132,8 +160,11 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     objective = objective_cls(c, kind)
     objective.attach(encoder)
 
-    steps_per_epoch = len(data.rows) // batch_size
-    total = min(int(c.epochs) * steps_per_epoch, int(cfg.trainer.max_steps) if cfg.trainer.max_steps else 10**12)
+    # Lightning steps the optimizer after every `accumulate` batches and at an epoch's last batch
+    accumulate = int(cfg.trainer.accumulate_grad_batches)
+    total = int(c.epochs) * math.ceil((len(data.rows) // batch_size) / accumulate)
+    cap = step_cap(cfg.trainer.max_steps)
+    total = min(total, cap) if cap else total
     collate = Collator(tokenizer, kind, max_length, repeat=objective.collate_repeat(int(cfg.seed)),
                        position_limit=limit)
     generator = torch.Generator().manual_seed(int(cfg.seed))
@@ -147,19 +178,19 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     try:
         module = EmbeddingModule(cfg, encoder, objective, tokenizer, total_steps=total, validation=validation,
                                  max_length=eval_length, loggers=loggers)
-        trainer = build_finetune_trainer(cfg, run_dir, loggers, max_epochs=int(c.epochs), max_steps=total)
+        trainer = build_finetune_trainer(cfg, run_dir, loggers, max_epochs=int(c.epochs), max_steps=total,
+                                         gradient_clip_val=cfg.trainer.gradient_clip_val, accumulate=accumulate)
         for lg in loggers:
             if isinstance(lg, JsonlLogger):
                 lg.global_step = lambda: trainer.global_step
-        before = module.validate_sts(0) if validation is not None else None
         L.seed_everything(int(cfg.seed), verbose=False)
-        trainer.fit(module, train_dataloaders=loader)
-        after = module.validate_sts(int(trainer.global_step)) if validation is not None else None
+        trainer.fit(module, train_dataloaders=loader)  # validates at its start and end (on the device)
         encoder.eval()
         export(model, tokenizer, run_dir / "hf", used_pooling, eval_length)
     except BaseException:
         close_loggers(loggers)
         raise
+    before, after = (module.evaluations[0], module.evaluations[-1]) if module.evaluations else (None, None)
     final = {"train/loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
     if after is not None:
         final.update({f"val/{validation.name}_spearman": after["spearman"],

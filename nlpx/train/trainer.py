@@ -43,15 +43,18 @@ def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: s
         plugins=[AtomicCheckpointIO()], deterministic=bool(t.deterministic))
 
 
-def build_finetune_trainer(cfg, run_dir: Path, loggers, *, max_epochs: int, max_steps: int | None) -> L.Trainer:
-    """Epoch-based: dev evaluation after every epoch; no checkpoint files (see FinetuneModule)."""
+def build_finetune_trainer(cfg, run_dir: Path, loggers, *, max_epochs: int, max_steps: int | None,
+                           gradient_clip_val: float | None = None, accumulate: int = 1) -> L.Trainer:
+    """Epoch-based: dev evaluation after every epoch; no checkpoint files (see FinetuneModule).
+    Clipping and accumulation are Lightning's only for modules with automatic optimization (the
+    embedding objectives); FinetuneModule does both itself."""
     t = cfg.trainer
     terminal = sys.stdout.isatty()
     progress = RichProgressBar() if terminal else PlainProgress(int(t.log_every_n_steps))
     return L.Trainer(
         accelerator=t.accelerator, devices=1, num_nodes=1, precision=t.precision, max_epochs=max_epochs,
-        # clipping and accumulation are FinetuneModule's (manual optimization, for the tricks)
-        max_steps=max_steps or -1, check_val_every_n_epoch=1,
+        max_steps=max_steps or -1, check_val_every_n_epoch=1, gradient_clip_val=gradient_clip_val,
+        accumulate_grad_batches=accumulate,
         log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=0, logger=loggers,
         callbacks=[progress], enable_progress_bar=terminal, enable_checkpointing=False,
         enable_model_summary=False, default_root_dir=str(run_dir), use_distributed_sampler=False,

@@ -78,7 +78,7 @@ def test_angle_run_on_stsb_train_and_a_scored_pairs_file(pretrained_run, glue_di
     assert {"train/cosine", "train/ibn", "train/angle"} <= set().union(*rows)
     latest = run(embedding_overrides(pretrained_run, glue_dir, tmp_path, "objective=angle_latest",
                                      f"data.glue_dir={glue_dir}"))
-    assert latest["angle"]["weights"] == {"cosine": 0.0, "ibn": 1.0, "angle": 0.02, "contrastive": 1.0}
+    assert latest["angle"]["weights"] == {"cosine": 0.0, "ibn": 1.0, "angle": 0.02, "contrastive": 0.0}
 
 
 def test_supervised_simcse_on_triples(pretrained_run, glue_dir, tmp_path):
@@ -98,6 +98,10 @@ def test_supervised_simcse_on_triples(pretrained_run, glue_dir, tmp_path):
     (["objective=esimcse", *SYNTHETIC, "objective.batch_size=1"], "in-batch negatives need at least 2"),
     (["objective=simcse", *SYNTHETIC, "model.pooling=avg"], "model.pooling=avg: unknown pooling"),
     (["objective=angle", "objective.validation.split=train"], "objective.validation.split=train: unknown"),
+    (["objective=simcse", *SYNTHETIC, "trainer.val_check_interval=0"], "trainer.val_check_interval=0: give a positive"),
+    (["objective=esimcse", *SYNTHETIC, "objective.queue_size=2.5"], "objective.queue_size=2.5: give a whole number"),
+    (["objective=simcse", *SYNTHETIC, "objective.warmup=-1"], r"objective.warmup=-1: give a number >= 0"),
+    (["objective=simcse", *SYNTHETIC, "trainer.max_steps=0"], "trainer.max_steps=0: give a positive whole number"),
 ])
 def test_bad_embedding_runs_exit_2_before_any_output(pretrained_run, glue_dir, tmp_path, cache_dir, extra, message):
     (tmp_path / "bad.jsonl").write_text('{"anchor": "a", "positive": "b"}\n{"anchor": "a"}\n')

@@ -112,7 +112,8 @@ def test_angle_gradient_does_not_vanish_where_the_cosine_gradient_does():
     w = torch.tensor([[0.3, -1.2, 0.7, 0.5], [1.1, 0.4, -0.6, 0.9]])
     z = (w * torch.tensor([[1.0], [-1.0]])).clone().requires_grad_(True)
     scores = torch.tensor([5.0, 0.0])
-    cosine_loss(z, w, scores, 20.0).backward()
+    # at tau = 1 neither ranking weight saturates: d loss / d(cos_1 - cos_0) = sigmoid(-2) = 0.12
+    cosine_loss(z, w, scores, 1.0).backward()
     assert z.grad.abs().max().item() < 1e-5
     z.grad = None
     angle_loss(z, w, scores, 1.0).backward()
