@@ -60,7 +60,7 @@ def test_list_dry_run_and_smoke_end_to_end(tmp_path, cache_dir, glue_dir):
                             text=True, timeout=120)
     assert listed.returncode == 0
     assert [line for line in listed.stdout.splitlines() if not line.startswith(" ")] == \
-        ["es_nes_gdes", "mask_ratio", "mask_replace", "nsp_vs_nonsp", "tricks"]
+        ["embeddings", "es_nes_gdes", "mask_ratio", "mask_replace", "nsp_vs_nonsp", "tricks"]
     args = ["ablate", "mask_ratio", "--size", "smoke", f"runs_dir={tmp_path}", f"glue:data.glue_dir={glue_dir}"]
     dry = subprocess.run([*NLPX, *args, "--dry-run"], cwd=REPO, env=cli_env(cache_dir), capture_output=True,
                          text=True, timeout=300)
