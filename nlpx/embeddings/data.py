@@ -16,7 +16,6 @@ encoded batch per sentence role, plus `scores` for pairs.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,19 +84,11 @@ def read_triples(path: str | Path, columns: dict[str, str]) -> list[tuple[str, .
     if path.suffix.lower() != ".jsonl":
         raise UserError(f"data.files: {path}: triples are read from .jsonl files (one JSON object a line with "
                         f"keys '{columns['anchor']}', '{columns['positive']}' and optionally '{columns['negative']}')")
-    rows = []
-    from nlpx.embeddings.pairs import _lines
+    from nlpx.embeddings.pairs import json_objects
 
-    for lineno, line in enumerate(_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object with keys '{columns['anchor']}', "
-                            f"'{columns['positive']}'[, '{columns['negative']}'] (data.columns names them)")
+    needs = f"'{columns['anchor']}', '{columns['positive']}'[, '{columns['negative']}'] (data.columns names them)"
+    rows = []
+    for lineno, obj in json_objects(path, needs):
         texts = []
         for role in TRIPLE_ROLES:
             key = columns[role]
