@@ -84,11 +84,11 @@ def read_triples(path: str | Path, columns: dict[str, str]) -> list[tuple[str, .
     if path.suffix.lower() != ".jsonl":
         raise UserError(f"data.files: {path}: triples are read from .jsonl files (one JSON object a line with "
                         f"keys '{columns['anchor']}', '{columns['positive']}' and optionally '{columns['negative']}')")
-    from nlpx.embeddings.pairs import json_objects
+    from nlpx.data.jsonl import json_objects
 
     needs = f"'{columns['anchor']}', '{columns['positive']}'[, '{columns['negative']}'] (data.columns names them)"
     rows = []
-    for lineno, obj in json_objects(path, needs):
+    for lineno, obj in json_objects(path, f"keys {needs}"):
         texts = []
         for role in TRIPLE_ROLES:
             key = columns[role]

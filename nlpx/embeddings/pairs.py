@@ -4,11 +4,11 @@ them). Every malformed line is a UserError naming file:line and the column or ke
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlpx.data.jsonl import json_objects
 from nlpx.errors import UserError
 
 SPLITS = ("train", "dev", "test", "none")
@@ -65,21 +65,6 @@ def _lines(path: Path) -> list[str]:
     return glue_lines(path)
 
 
-def json_objects(path: Path, expects: str):
-    """(line number, object) for each non-blank line of a .jsonl file; a line that is not a JSON
-    object is a UserError naming file:line (`expects` says what each line should hold)."""
-    for lineno, line in enumerate(_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object with keys {expects}")
-        yield lineno, obj
-
-
 def _score(value, path: Path, lineno: int, key: str) -> float:
     number = math.nan
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -102,7 +87,7 @@ def _text(value, path: Path, lineno: int, key: str) -> str:
 
 def _read_jsonl(path: Path, columns: dict[str, str], needs: str) -> list[Pair]:
     pairs = []
-    for lineno, obj in json_objects(path, needs):
+    for lineno, obj in json_objects(path, f"keys {needs}"):
         for role in ROLES:
             if columns[role] not in obj:
                 raise UserError(f"{path}:{lineno}: no key '{columns[role]}' (each line needs {needs})")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlpx.data.jsonl import json_objects
 from nlpx.errors import UserError
 from nlpx.eval.glue_reader import Example
 
@@ -44,33 +45,24 @@ def read_jsonl(path: str | Path, *, text_field: str, pair_field: str | None, lab
     if not path.is_file():
         raise UserError(f"{path}: file does not exist")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{where}: expected a JSON object with '{text_field}' and '{labels_field}'")
-            text = obj.get(text_field)
-            if not isinstance(text, str):
-                raise UserError(f"{where}: key '{text_field}' must be a string (task.text_field)")
-            pair = None
-            if pair_field:
-                pair = obj.get(pair_field)
-                if not isinstance(pair, str):
-                    raise UserError(f"{where}: key '{pair_field}' must be a string (task.pair_field)")
-            labels = obj.get(labels_field)
-            if labels is None and not need_labels:
-                rows.append((text, pair, None))
-                continue
-            if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-                raise UserError(f"{where}: key '{labels_field}' must be a list of label names "
-                                "(task.labels_field)")
-            rows.append((text, pair, labels))
+    for number, obj in json_objects(path, f"'{text_field}' and '{labels_field}'"):
+        where = f"{path}:{number}"
+        text = obj.get(text_field)
+        if not isinstance(text, str):
+            raise UserError(f"{where}: key '{text_field}' must be a string (task.text_field)")
+        pair = None
+        if pair_field:
+            pair = obj.get(pair_field)
+            if not isinstance(pair, str):
+                raise UserError(f"{where}: key '{pair_field}' must be a string (task.pair_field)")
+        labels = obj.get(labels_field)
+        if labels is None and not need_labels:
+            rows.append((text, pair, None))
+            continue
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise UserError(f"{where}: key '{labels_field}' must be a list of label names "
+                            "(task.labels_field)")
+        rows.append((text, pair, labels))
     if not rows:
         raise UserError(f"{path}: no examples")
     return rows
