@@ -34,7 +34,7 @@ def one(model: str, objective: str, steps: int, cache: str) -> dict:
     import resource
 
     from nlpx.config import compose
-    from nlpx.train.run import train
+    from nlpx.recipes.train import train
 
     with tempfile.TemporaryDirectory() as runs:
         overrides = [f"model={model}", f"objective={objective}", "model.size=mini", "logger=none",

@@ -5,7 +5,7 @@ cfg.model, vocabulary = the nlpx tokenizer's length) on the same packed examples
 (PackedInstances: [CLS] 126 tokens of the stream [SEP]), same batch size, sequence length,
 optimizer settings, fp32, and the same number of torch threads:
 
-  nlpx      nlpx's real training path, `nlpx.train.run.train(cfg, overrides)`, in a fresh process;
+  nlpx      nlpx's real training path, `nlpx.recipes.train.train(cfg, overrides)`, in a fresh process;
             a Lightning callback (added to the Trainer that nlpx builds) timestamps every batch.
             The vocabulary projection runs only at the ~15% selected positions.
   baseline  transformers `Trainer` + `DataCollatorForLanguageModeling(mlm_probability=0.15)` on a
@@ -101,9 +101,9 @@ def worker_nlpx(args, overrides: list[str]) -> dict:
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    import nlpx.train.trainer as trainer_mod
+    import nlpx.run.trainer as trainer_mod
     from nlpx.config import compose
-    from nlpx.train.run import train
+    from nlpx.recipes.train import train
 
     rec = {"ends": [], "tokens": [], "selected": []}
 
@@ -126,10 +126,10 @@ def worker_nlpx(args, overrides: list[str]) -> dict:
         trainer.callbacks.append(StepTimer())
         return trainer
 
-    trainer_mod.build_trainer = build_trainer_with_timer  # run.py imports it at call time
-    import nlpx.train.run as run_mod
+    trainer_mod.build_trainer = build_trainer_with_timer  # the recipe imports it at call time
+    import nlpx.recipes.pretrain as run_mod
 
-    if hasattr(run_mod, "build_trainer"):  # in case run.py ever imports it at module level
+    if hasattr(run_mod, "build_trainer"):  # in case the recipe ever imports it at module level
         run_mod.build_trainer = build_trainer_with_timer
     with tempfile.TemporaryDirectory(prefix="nlpx-bench-") as tmp:
         overrides = [*overrides, f"runs_dir={tmp}"]
@@ -137,8 +137,8 @@ def worker_nlpx(args, overrides: list[str]) -> dict:
         summary = train(cfg, overrides)
         rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines() if x]
     if not rec["ends"]:
-        raise SystemExit("the step timer never ran: nlpx.train.run.train no longer builds its Trainer "
-                         "through nlpx.train.trainer.build_trainer; update benchmarks/mlm_throughput.py")
+        raise SystemExit("the step timer never ran: nlpx.recipes.pretrain no longer builds its Trainer "
+                         "through nlpx.run.trainer.build_trainer; update benchmarks/mlm_throughput.py")
     windows = [r["train/tokens_per_s"] for r in rows if "train/tokens_per_s" in r]
     out = steady_rate(rec["ends"], rec["tokens"], args.warmup_steps)
     out.update({k: rec.get(k) for k in ("threads", "param_dtype", "parameters", "precision")})

@@ -38,8 +38,8 @@ def data_dir() -> Path:
 def one(mode: str, steps: int, cache: str, extra: list[str]) -> dict:
     """Runs in the child process."""
     from nlpx.config import compose
-    from nlpx.train.loggers import read_metrics
-    from nlpx.train.run import train
+    from nlpx.run.loggers import read_metrics
+    from nlpx.recipes.train import train
 
     with tempfile.TemporaryDirectory() as runs:
         overrides = ["model=deberta", "objective=rtd", f"objective.sharing={mode}", "data=text",

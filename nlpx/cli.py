@@ -46,7 +46,7 @@ def train(overrides: Optional[List[str]] = Overrides,
 
         cfg = compose(overrides)
         _setup_logging()
-        from nlpx.train.run import train as run_train
+        from nlpx.recipes.train import train as run_train
 
         summary = run_train(cfg, overrides)
     except UserError as e:
@@ -67,7 +67,7 @@ app.add_typer(eval_app, name="eval")
         "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH task.lr=3e-5\n\n"
         "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>"))
 def eval_glue(overrides: Optional[List[str]] = Overrides):
-    _run_eval("nlpx.eval.glue_run.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
+    _run_eval("nlpx.recipes.eval_glue.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
 
 
 @eval_app.command("sts", context_settings=_EXTRA, help=(
@@ -80,7 +80,7 @@ def eval_glue(overrides: Optional[List[str]] = Overrides):
         "data.glue_dir=PATH\n\nmodel.pooling: cls | cls_before_pooler | mean | max; eval.batch_size, "
         "eval.max_length (null: the checkpoint's own), eval.device"))
 def eval_sts(overrides: Optional[List[str]] = Overrides):
-    _run_eval("nlpx.eval.sts.eval_sts", "nlpx.eval.sts.print_table", overrides)
+    _run_eval("nlpx.recipes.eval_sts.eval_sts", "nlpx.eval.sts.print_table", overrides)
 
 
 def _run_eval(run: str, table: str, overrides) -> None:
@@ -147,7 +147,7 @@ def config(overrides: Optional[List[str]] = Overrides):
         from nlpx.config import compose, to_yaml
 
         cfg = compose(list(overrides or []))
-        from nlpx.models.count import count_parameters
+        from nlpx.recipes.count import count_parameters
 
         params, note = count_parameters(cfg)
     except UserError as e:

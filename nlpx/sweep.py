@@ -37,7 +37,7 @@ def multirun(overrides: list[str]) -> None:
         compose(job)
     import hydra
 
-    from nlpx.train.run import train
+    from nlpx.recipes.train import train
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _job(cfg) -> None:

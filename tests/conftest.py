@@ -57,7 +57,7 @@ def glue_dir(tmp_path_factory) -> Path:
 def pretrained_run(tmp_path_factory, cache_dir) -> Path:
     """An nlpx pretraining run directory (tiny BERT, 2 steps) to fine-tune from."""
     from nlpx.config import compose
-    from nlpx.train.run import train
+    from nlpx.recipes.train import train
 
     runs = tmp_path_factory.mktemp("pretrained")
     overrides = [*SMALL, f"data.cache_dir={cache_dir}", f"runs_dir={runs}", "trainer.max_steps=2",

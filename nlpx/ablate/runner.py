@@ -117,16 +117,16 @@ def run_cell(spec: Spec, cell: Cell) -> dict:
 def _run_stage(command: str, overrides: list[str]) -> None:
     if command == "train":
         from nlpx.config import compose
-        from nlpx.train.run import train
+        from nlpx.recipes.train import train
 
         resume = [o for o in overrides if o.startswith("resume=")]
         train(compose(resume or overrides), overrides)
     elif command == "eval sts":
-        from nlpx.eval.sts import eval_sts
+        from nlpx.recipes.eval_sts import eval_sts
 
         eval_sts(overrides)
     else:
-        from nlpx.eval.glue_run import eval_glue
+        from nlpx.recipes.eval_glue import eval_glue
 
         eval_glue(overrides)
 

@@ -292,12 +292,12 @@ def _composed(command: str, overrides: tuple[str, ...]) -> str:
     if command == "train":
         return json.dumps(plain(compose(list(overrides))), sort_keys=True, default=str)
     if command == "eval sts":
-        from nlpx.eval.sts import sts_overrides
+        from nlpx.recipes.eval_sts import sts_overrides
 
         return json.dumps(plain(compose(sts_overrides(list(overrides)))), sort_keys=True, default=str)
     # eval glue composes task.* per task, as `nlpx eval glue` does
     from nlpx.eval.glue_metrics import GLUE_TASKS
-    from nlpx.eval.glue_run import glue_overrides
+    from nlpx.recipes.eval_glue import glue_overrides
 
     user = glue_overrides(list(overrides))
     base = compose([o for o in user if not o.lstrip("+~").startswith("task.")])

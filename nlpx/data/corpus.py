@@ -63,10 +63,6 @@ class TokenizedCorpus:
     def doc(self, d: int) -> np.ndarray:
         return self.tokens[self.sent_offsets[self.doc_sents[d]]:self.sent_offsets[self.doc_sents[d + 1]]]
 
-    def doc_sentence_bounds(self, d: int) -> np.ndarray:
-        """Global token offsets of doc d's sentence boundaries, start and end included."""
-        return self.sent_offsets[self.doc_sents[d]:self.doc_sents[d + 1] + 1]
-
     def starts_word(self, index) -> np.ndarray:
         """bool copy of ``word_starts[index]`` (a slice or an index array); all True without word
         information."""

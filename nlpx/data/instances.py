@@ -92,10 +92,6 @@ class PackedInstances:
         """int64 copy of ``stream[start:stop]`` (clipped to the stream like a Python slice)."""
         return self._stream_segment(start, stop)[0]
 
-    def stream_word_starts(self, start: int, stop: int) -> np.ndarray:
-        """Word-start flags of ``stream[start:stop]``; a separator is a word of its own."""
-        return self._stream_segment(start, stop)[1]
-
     def _stream_segment(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         is_sep, index = self._stream_positions(start, stop)
         ids = np.full(index.size, self.sep_id, dtype=np.int64)

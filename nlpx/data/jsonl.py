@@ -12,9 +12,9 @@ def json_objects(path: Path, expects: str):
     """(line number, object) for each non-blank line of a .jsonl file (UTF-8, a BOM dropped); a
     line that is not a JSON object is a UserError naming file:line (`expects` says what each line
     should hold, e.g. "keys 'text' and 'labels'")."""
-    from nlpx.eval.glue_reader import _lines
+    from nlpx.data.files import text_lines
 
-    for lineno, line in enumerate(_lines(Path(path)), start=1):
+    for lineno, line in enumerate(text_lines(Path(path)), start=1):
         if not line.strip():
             continue
         try:

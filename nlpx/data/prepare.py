@@ -8,7 +8,7 @@ from hydra.utils import get_class
 
 from nlpx.data.cache import PreparedCorpus, file_digest, prepare
 from nlpx.data.tokenizer import load_tokenizer, train_tokenizer
-from nlpx.models.pretrained import resolve_pretrained
+from nlpx.pretrained import resolve_pretrained
 
 
 def tokenizer_source(cfg) -> tuple[dict, object]:
@@ -34,7 +34,7 @@ def _tokenizer_file(folder):
 
 
 def prepare_corpus(cfg) -> PreparedCorpus:
-    from nlpx.train.datamodule import check_objective_settings
+    from nlpx.data.formats import check_objective_settings
 
     check_objective_settings(cfg.objective)  # a typo fails now, not after the corpus is built
     corpus = get_class(cfg.data._target_)(cfg.data)

@@ -10,29 +10,20 @@ exported model.
 
 from __future__ import annotations
 
-import time
-
-import lightning as L
-import torch
-
-from nlpx.train.module import _mix
-from nlpx.train.optim import decay_groups
+from nlpx.run.module import OptimizerSettings, RunModule
 
 
-class EmbeddingModule(L.LightningModule):
+class EmbeddingModule(RunModule):
     def __init__(self, cfg, encoder, objective, tokenizer, *, total_steps: int, validation=None,
                  max_length: int = 128, loggers=()):
-        super().__init__()
+        super().__init__(int(cfg.seed))
         self.cfg, self.encoder, self.objective, self.tokenizer = cfg, encoder, objective, tokenizer
         self.total_steps = total_steps
         self.validation = validation  # PairSet or None
         self.max_length = max_length
         self.sts_loggers = list(loggers)  # validation also runs before and after fit, outside the trainer
-        self.seed = int(cfg.seed)
-        self.batches_seen = self.examples_seen = 0
-        self.train_seconds = 0.0
+        self.examples_seen = 0
         self.evaluations: list[dict] = []
-        self._started: float | None = None
         self._stepped = 0  # the optimizer steps the objective has been told about
 
     def on_train_start(self):
@@ -45,11 +36,6 @@ class EmbeddingModule(L.LightningModule):
         if self.validation is not None and (not self.evaluations or self.evaluations[-1]["step"] != step):
             self.validate_sts(step)
 
-    def on_train_batch_start(self, batch, batch_idx):
-        # dropout masks are a function of (seed, batch position)
-        torch.manual_seed(_mix(self.seed, self.batches_seen))
-        self._started = time.perf_counter()
-
     def training_step(self, batch, batch_idx):
         out = self.objective(self.encoder, batch)
         n = len(batch["views"][0]["input_ids"])
@@ -60,9 +46,9 @@ class EmbeddingModule(L.LightningModule):
         return out["loss"]
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        self.train_seconds += time.perf_counter() - self._started
+        self.clock()
         self.log("train/examples_per_s", self.examples_seen / max(self.train_seconds, 1e-9), batch_size=1)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
+        self.log_lr()
         step = self.trainer.global_step
         if step == self._stepped:  # a batch that only accumulated gradients
             return
@@ -72,6 +58,7 @@ class EmbeddingModule(L.LightningModule):
         every = int(self.cfg.trainer.val_check_interval)
         if self.validation is not None and step % every == 0 and step < self.total_steps:
             self.validate_sts(step)
+            self.pause_clock()
 
     def validate_sts(self, step: int) -> dict:
         from nlpx.embeddings.encoder import Encoder, evaluate_pairs
@@ -91,14 +78,15 @@ class EmbeddingModule(L.LightningModule):
                            step=step)
         return entry
 
-    def configure_optimizers(self):
+    def optimizer_settings(self) -> OptimizerSettings:
+        # torch's AdamW defaults otherwise (betas 0.9/0.999, eps 1e-8), as SimCSE's and AnglE's trainers;
+        # decay_groups leaves out what does not train (ESimCSE's momentum copy)
+        c = self.cfg.objective
+        return OptimizerSettings(lr=float(c.lr), weight_decay=float(c.weight_decay))
+
+    def scheduler(self, optimizer):
         from transformers import get_linear_schedule_with_warmup
 
-        c = self.cfg.objective
-        params = [p for p in self.parameters() if p.requires_grad]  # not ESimCSE's momentum copy
-        groups = decay_groups(params, float(c.weight_decay))
-        optimizer = torch.optim.AdamW(groups, lr=float(c.lr))
-        warmup = float(c.warmup)
+        warmup = float(self.cfg.objective.warmup)
         warmup_steps = int(round(warmup * self.total_steps)) if warmup < 1 else int(warmup)
-        scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, self.total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return get_linear_schedule_with_warmup(optimizer, warmup_steps, self.total_steps)

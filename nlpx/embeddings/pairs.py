@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlpx.data.files import text_lines
 from nlpx.data.jsonl import json_objects
 from nlpx.errors import UserError
 
@@ -59,12 +60,6 @@ def _needs(columns: dict[str, str], group: str) -> str:
     return f"{', '.join(repr(columns[r]) for r in ROLES)} ({group}.columns names them)"
 
 
-def _lines(path: Path) -> list[str]:
-    from nlpx.eval.glue_reader import _lines as glue_lines  # UTF-8 (BOM dropped), "\n" line ends only
-
-    return glue_lines(path)
-
-
 def _score(value, path: Path, lineno: int, key: str) -> float:
     number = math.nan
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -99,7 +94,7 @@ def _read_jsonl(path: Path, columns: dict[str, str], needs: str) -> list[Pair]:
 
 def _read_tsv(path: Path, columns: dict[str, str], needs: str) -> list[Pair]:
     """Split on tabs by hand (no quote processing), as nlpx's GLUE reader: STS texts hold quotes."""
-    lines = _lines(path)
+    lines = text_lines(path)
     if not lines:
         raise UserError(f"{path}: empty file (expected a header row with columns {needs})")
     header = lines[0].split("\t")
@@ -136,7 +131,7 @@ def read_stsb(glue_dir: str | Path, split: str, group: str = "eval") -> PairSet:
         except UserError as e:
             raise UserError(f"{group}.split={split}: {e} ({group}.split=none reads only {group}.files)") from None
         raise UserError(f"{group}.split={split}: no STS-B {split} data under {glue_dir}")
-    header = (_lines(path)[:1] or [""])[0].split("\t") if path.suffix == ".tsv" else []
+    header = (text_lines(path)[:1] or [""])[0].split("\t") if path.suffix == ".tsv" else []
     if split == "test" and "score" in header:
         examples = read_file(path, "stsb", "dev")  # a labelled test file: the dev layout
     else:

@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlpx.data.files import text_lines
 from nlpx.errors import UserError
 from nlpx.eval.glue_tasks import SplitSpec, TaskSpec, get_task
 
@@ -84,7 +85,7 @@ def read_file(path: str | Path, task: str, split: str) -> list[Example]:
     spec = get_task(task)
     split_spec = spec.split(split)
     path = Path(path)
-    lines = _lines(path)
+    lines = text_lines(path)
     if split_spec.has_header:
         if not lines:
             raise UserError(f"{path}: empty file (expected a header row with columns "
@@ -134,20 +135,6 @@ def _find(glue_dir: Path, spec: TaskSpec, split: SplitSpec) -> Path | None:
 
 def _needed(split: SplitSpec) -> list[str]:
     return [c for c in (split.index, split.text_a, split.text_b, split.label) if c]
-
-
-def _lines(path: Path) -> list[str]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        lineno = data.count(b"\n", 0, e.start) + 1
-        raise UserError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[e.start]:02x}); "
-                        "GLUE files are UTF-8") from None
-    lines = text.split("\n")
-    if lines[-1] == "":  # the final newline (or an empty file)
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _label(cell: str, label_ids: dict[str, int] | None, path: Path, lineno: int, column: str) -> int | float:

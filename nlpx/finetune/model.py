@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nlpx.data.tokenizer import load_tokenizer
 from nlpx.errors import UserError
-from nlpx.models.pretrained import resolve_pretrained
+from nlpx.pretrained import resolve_pretrained
 
 # model_type in config.json -> family name; transformers' Auto classes pick each one's own head
 FAMILIES = {"bert": "BERT", "roberta": "RoBERTa", "deberta-v2": "DeBERTa-v2/v3", "deberta": "DeBERTa",

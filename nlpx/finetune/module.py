@@ -15,24 +15,22 @@ from __future__ import annotations
 import math
 import time
 
-import lightning as L
 import numpy as np
 import torch
 
 from nlpx.eval.glue_metrics import mnli_metrics, task_metrics, task_score
 from nlpx.finetune.multilabel import multilabel_metrics
-from nlpx.train.module import _mix
-from nlpx.train.optim import decay_groups
+from nlpx.run.module import OptimizerSettings, RunModule
 from nlpx.tricks.base import Step
 from nlpx.tricks.stack import TrickStack
 
 SELECT = ("best", "last")
 
 
-class FinetuneModule(L.LightningModule):
+class FinetuneModule(RunModule):
     def __init__(self, cfg, model, objective, data, *, total_steps: int, steps_per_epoch: int,
                  tricks: TrickStack | None = None):
-        super().__init__()
+        super().__init__(int(cfg.seed))
         self.automatic_optimization = False
         self.cfg, self.model, self.objective, self.data = cfg, model, objective, data
         self.tricks = tricks or TrickStack([])
@@ -43,11 +41,8 @@ class FinetuneModule(L.LightningModule):
         self.clip = float(clip) if clip else None
         self.passes = [0, 0]  # forward, backward passes since the last optimizer step
         self.pass_totals = [0, 0, 0]  # forward, backward passes, optimizer steps
-        self.train_started: float | None = None
         self.task = str(cfg.task.name)
-        self.seed = int(cfg.seed)
         self.total_steps, self.steps_per_epoch = total_steps, max(1, steps_per_epoch)
-        self.batches_seen = 0
         self.examples_seen = 0
         self.val_seconds = 0.0
         self.evaluations: list[dict] = []  # one per dev evaluation: epoch, step, metrics, score
@@ -58,13 +53,7 @@ class FinetuneModule(L.LightningModule):
         self._val_started = 0.0
 
     # -- training ------------------------------------------------------------------------------
-    def on_train_batch_start(self, batch, batch_idx):
-        # dropout depends on (seed, batch position) only, as in pretraining
-        torch.manual_seed(_mix(self.seed, self.batches_seen))
-
     def training_step(self, batch, batch_idx):
-        if self.train_started is None:
-            self.train_started = time.perf_counter()
         step = Step(self.model, batch, self.loss_fn, lambda loss: self.manual_backward(loss / self.accumulate),
                     epoch=int(self.current_epoch), global_step=int(self.global_step))
         loss, logits = self.tricks.training_loss(step)
@@ -83,10 +72,12 @@ class FinetuneModule(L.LightningModule):
             self.log(f"train/{key}_loss" if key == "task" else f"train/{key}", value, batch_size=size)
         for key, value in self.tricks.metrics().items():
             self.log(key, value, batch_size=1)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
-        seconds = time.perf_counter() - self.train_started - self.val_seconds
-        if seconds > 0:
-            self.log("train/examples_per_s", self.examples_seen / seconds, batch_size=1)
+        self.log_lr()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.clock()
+        if self.train_seconds > 0:
+            self.log("train/examples_per_s", self.examples_seen / self.train_seconds, batch_size=1)
 
     def _optimizer_step(self) -> None:
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
@@ -107,6 +98,7 @@ class FinetuneModule(L.LightningModule):
 
     # -- evaluation ----------------------------------------------------------------------------
     def on_validation_epoch_start(self):
+        super().on_validation_epoch_start()
         self._val = {}
         self._val_started = time.perf_counter()
 
@@ -164,17 +156,20 @@ class FinetuneModule(L.LightningModule):
             self.model.load_state_dict(self.kept_state)
 
     # -- optimisation --------------------------------------------------------------------------
-    def configure_optimizers(self):
+    def optimizer_settings(self) -> OptimizerSettings:
+        t = self.cfg.task
+        return OptimizerSettings(lr=self.tricks.learning_rate(float(t.lr)), weight_decay=float(t.weight_decay),
+                                 betas=tuple(t.adam_betas), eps=float(t.adam_eps))
+
+    def param_groups(self, settings: OptimizerSettings) -> list[dict]:
+        return (self.tricks.param_groups(self.model, settings.lr, settings.weight_decay)
+                or super().param_groups(settings))
+
+    def scheduler(self, optimizer):
         from transformers import get_linear_schedule_with_warmup
 
-        t = self.cfg.task
-        lr = self.tricks.learning_rate(float(t.lr))
-        groups = (self.tricks.param_groups(self.model, lr, float(t.weight_decay))
-                  or decay_groups(self.parameters(), t.weight_decay))
-        optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(t.adam_betas), eps=float(t.adam_eps))
-        warmup = math.ceil(float(t.warmup_ratio) * self.total_steps)  # as transformers' Trainer
-        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        warmup = math.ceil(float(self.cfg.task.warmup_ratio) * self.total_steps)  # as transformers' Trainer
+        return get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
 
 
 def _finite(x: float) -> float:

@@ -35,8 +35,7 @@ family. Every family has:
                       albert, deberta, roformer): the generator of RTD keeps the discriminator's
                       embedding width through it and projects to its own hidden size; None where
                       the family has none (bert, roberta): embeddings are hidden_size wide
-  discriminator_model(tokenizer)        rtd_class (or base_class) built like pretraining_model
-  load_model(tokenizer, cls)            either of them: a transformers class `cls`
+  load_model(tokenizer, cls)            a `cls` model (pretraining_class, discriminator_class, ...)
   rtd_head(model)     HF's RTD head (ELECTRA's discriminator_predictions) or None
   embedding_tables(model)               {"word", "position", "token_type"}: the input tables
                       that exist and are trained (a frozen sinusoidal table is left out)
@@ -55,7 +54,7 @@ plain transformers loads the same values as an ordinary (trainable) table.
 from __future__ import annotations
 
 from nlpx.errors import UserError
-from nlpx.models.pretrained import resolve_pretrained
+from nlpx.pretrained import resolve_pretrained
 
 # the cfg.model keys that BERT-like configs take under the same name
 BERT_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
@@ -165,9 +164,6 @@ class Family:
 
     def pretraining_model(self, tokenizer, *, nsp: bool):
         return self.load_model(tokenizer, self.pretraining_class(nsp))
-
-    def discriminator_model(self, tokenizer):
-        return self.load_model(tokenizer, self.discriminator_class())
 
     def load_model(self, tokenizer, cls):
         """A `cls` model (train mode): random init from cfg.model, or the checkpoint's weights."""

@@ -22,7 +22,6 @@ class PretrainObjective(nn.Module):
     name = "?"
     decoder = False  # True: needs a decoder-only family (clm); False: an encoder family
     needs_nsp = False  # a 2-way sentence-pair head on the pooled vector (NSP, SOP)
-    masked = True  # the data layer corrupts the inputs (False: plain token streams, for clm)
     monitor = "mlm_loss"  # the validation metric (lower is better) that picks checkpoints/best.ckpt
     # set by the training module before each step: True when this optimizer step's metrics are
     # logged, so costly diagnostics (RTD's per-source gradients) are computed only then

@@ -17,7 +17,6 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class SequenceClassification(nn.Module):
-    kind = "finetune"  # `nlpx train` hands the run to nlpx.finetune.run
     needs_nsp = False
 
     def __init__(self, cfg, num_labels: int, *, multilabel: bool = False):

@@ -14,7 +14,6 @@ from nlpx.objectives.base import PretrainObjective
 class CausalLM(PretrainObjective):
     name = "clm"
     decoder = True
-    masked = False
     monitor = "clm_loss"
 
     def forward(self, model, batch) -> dict:

@@ -1,6 +1,6 @@
 """Sentence-embedding objectives (objective=simcse | esimcse | angle): a pretrained encoder, its
 sentence vector (model.pooling), and a contrastive loss over a batch of sentences, triples or
-scored pairs. `nlpx train` hands these runs to nlpx.embeddings.run.
+scored pairs. `nlpx train` hands these runs to nlpx.recipes.embed.
 
   simcse   unsupervised (data=text / synthetic): each sentence encoded twice in one forward pass
            of the doubled batch, so the two views differ only by dropout; InfoNCE at
@@ -43,7 +43,6 @@ class SentenceEncoder(nn.Module):
 
 
 class EmbeddingObjective(nn.Module):
-    kind = "embedding"  # `nlpx train` hands the run to nlpx.embeddings.run
     needs_nsp = False
 
     def __init__(self, cfg, data_kind: str):

@@ -165,7 +165,7 @@ class ReplacedTokenDetection(MaskedLM):
         if path:
             from transformers import AutoConfig
 
-            from nlpx.models.pretrained import resolve_pretrained
+            from nlpx.pretrained import resolve_pretrained
 
             path = str(resolve_pretrained(path))
             if torch.empty(0).is_meta:  # `nlpx config` counts on the meta device: no weights to load

@@ -1,49 +1,31 @@
-"""The LightningModule: model + objective, AdamW with BERT's settings, budget-aware schedule."""
+"""The pretraining LightningModule: model + objective, AdamW with BERT's settings, budget-aware schedule."""
 
 from __future__ import annotations
 
-import time
-
-import lightning as L
 import torch
 
-from nlpx.train.optim import decay_groups
-from nlpx.train.schedule import Budget
+from nlpx.run.module import OptimizerSettings, RunModule, mix_seed
+from nlpx.run.schedule import Budget
 
 
 VAL_SAMPLING = 0x5A11  # the seed stream of validation-time sampling
 
 
-def _mix(*parts: int) -> int:
-    """A 63-bit seed from integers (dropout RNG must be a function of seed and position)."""
-    h = 0x243F6A8885A308D3
-    for p in parts:
-        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3 & 0xFFFFFFFFFFFFFFFF
-    return h >> 1
-
-
-class PretrainModule(L.LightningModule):
+class PretrainModule(RunModule):
     def __init__(self, cfg, model, objective, budget: Budget):
-        super().__init__()
+        super().__init__(int(cfg.seed))
         self.cfg, self.model, self.objective, self.budget = cfg, model, objective, budget
-        self.seed = int(cfg.seed)
-        # run state that Lightning does not keep: saved in checkpoints (on_save_checkpoint)
-        self.batches_seen = 0
+        # run state that Lightning does not keep (with batches_seen and train_seconds): saved in
+        # checkpoints (on_save_checkpoint)
         self.tokens_seen = 0
-        self.train_seconds = 0.0
         self.last_val_step: int | None = None
-        self._last_batch_end: float | None = None
         self._window: list[tuple[int, float]] = []
 
     # -- training ----------------------------------------------------------------------------
     def on_train_batch_start(self, batch, batch_idx):
-        # dropout masks (and RTD's samples) depend on (seed, batch position) only: a resumed run
-        # repeats them exactly
-        torch.manual_seed(_mix(self.seed, self.batches_seen))
+        super().on_train_batch_start(batch, batch_idx)
         # Lightning logs the optimizer step k when k % log_every_n_steps == 0
         self.objective.log_due = (self.trainer.global_step + 1) % self.trainer.log_every_n_steps == 0
-        if self._last_batch_end is None:
-            self._last_batch_end = time.perf_counter()
 
     def training_step(self, batch, batch_idx):
         out = self.objective(self.model, batch)
@@ -57,16 +39,13 @@ class PretrainModule(L.LightningModule):
         return out["loss"]
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        now = time.perf_counter()
-        dt = now - self._last_batch_end
-        self._last_batch_end = now
+        dt = self.clock()
         tokens = int(batch["attention_mask"].sum()) * self.trainer.world_size
-        self.train_seconds += dt
         self._window = (self._window + [(tokens, dt)])[-20:]
         rate = sum(t for t, _ in self._window) / max(sum(d for _, d in self._window), 1e-9)
         self.log("train/tokens_per_s", rate, batch_size=1)
         self.log("train/tokens_seen", float(self.tokens_seen), batch_size=1)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
+        self.log_lr()
         if self.budget.max_tokens and self.tokens_seen >= self.budget.max_tokens:
             self.trainer.should_stop = True
 
@@ -76,13 +55,10 @@ class PretrainModule(L.LightningModule):
             for key, value in step_metrics(self.trainer).items():
                 self.log(f"train/{key}", value, batch_size=1)
 
-    def on_validation_epoch_start(self):
-        self._last_batch_end = None  # validation time is not training throughput
-
     def on_validation_batch_start(self, batch, batch_idx, dataloader_idx=0):
         # what an objective samples in validation (RTD's replacements) is the same for every run
         # and every visit; training reseeds at its next batch
-        torch.manual_seed(_mix(VAL_SAMPLING, batch_idx))
+        torch.manual_seed(mix_seed(VAL_SAMPLING, batch_idx))
 
     def on_validation_epoch_end(self):
         if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
@@ -103,16 +79,18 @@ class PretrainModule(L.LightningModule):
                      prog_bar=key == self.objective.monitor)
 
     # -- optimisation -------------------------------------------------------------------------
-    def configure_optimizers(self):
+    def optimizer_settings(self) -> OptimizerSettings:
         o = self.cfg.model.optimizer
-        groups = decay_groups(self.parameters(), o.weight_decay)
-        optimizer = torch.optim.AdamW(groups, lr=float(o.lr), betas=tuple(o.betas), eps=float(o.eps))
+        return OptimizerSettings(lr=float(o.lr), weight_decay=float(o.weight_decay), betas=tuple(o.betas),
+                                 eps=float(o.eps))
 
+    def scheduler(self, optimizer):
+        # warm-up and decay follow the budget's progress (steps, time or tokens), so a time or
+        # token budget ends at learning rate 0
         def factor(step: int) -> float:
             return self.budget.lr_factor(self.budget.progress(step, self.train_seconds, self.tokens_seen))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     # -- state --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):

@@ -18,9 +18,9 @@ from nlpx.config import compose
 from nlpx.errors import UserError
 from nlpx.eval.glue_metrics import task_metrics
 from nlpx.eval.glue_reader import read_split
-from nlpx.eval.glue_run import eval_glue
+from nlpx.recipes.eval_glue import eval_glue
 from nlpx.eval.glue_submission import SUBMISSION_FILES
-from nlpx.train.run import train
+from nlpx.recipes.train import train
 from tests.conftest import NLPX, REPO, cli_env, finetune_overrides
 from tests.glue_fixture import write_glue
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from nlpx.errors import UserError
-from nlpx.eval.sts import eval_sts
+from nlpx.recipes.eval_sts import eval_sts
 from tests.conftest import NLPX, REPO, cli_env
 
 

@@ -11,7 +11,7 @@ import torch
 
 from nlpx.config import compose, group_options
 from nlpx.errors import UserError
-from nlpx.train.run import train
+from nlpx.recipes.train import train
 from tests.conftest import finetune_overrides
 
 ENCODERS = [m for m in group_options()["model"] if m != "gpt2"]
@@ -93,7 +93,7 @@ def test_every_family_export_fine_tunes(model, small, glue_dir, tmp_path):
 ])
 def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir, tmp_path):
     """`nlpx eval glue model.pretrained=<rtd run>` fine-tunes the discriminator (hf/)."""
-    from nlpx.eval.glue_run import eval_glue
+    from nlpx.recipes.eval_glue import eval_glue
 
     pretrained = Path(run(small(f"model={model}", "objective=rtd", *extra))["run_dir"])
     report = eval_glue([f"model.pretrained={pretrained}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'glue'}",

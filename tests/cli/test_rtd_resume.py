@@ -11,7 +11,7 @@ import torch
 
 from nlpx.config import compose
 from nlpx.train.module import PretrainModule
-from nlpx.train.run import train
+from nlpx.recipes.train import train
 
 STEPS = 6
 

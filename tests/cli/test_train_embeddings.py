@@ -12,7 +12,7 @@ import torch
 
 from nlpx.config import compose
 from nlpx.errors import UserError
-from nlpx.train.run import train
+from nlpx.recipes.train import train
 from tests.conftest import NLPX, REPO, cli_env, embedding_overrides
 
 
@@ -39,7 +39,7 @@ def test_simcse_run_records_pooling_sts_before_and_after_and_exports_for_sentenc
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"train/loss", "train/positive_cos", "train/examples_per_s", "val/stsb-dev_spearman"} <= set().union(*rows)
     # `nlpx eval sts` of hf/ gives the run's final number: the same encoder, pooling and length
-    from nlpx.eval.sts import eval_sts
+    from nlpx.recipes.eval_sts import eval_sts
 
     report = eval_sts([f"model.pretrained={run_dir}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'sts'}",
                        "logger=none", "model.pooling=max"])

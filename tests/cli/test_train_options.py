@@ -8,7 +8,7 @@ import torch
 
 from nlpx.config import compose, group_options
 from nlpx.errors import UserError
-from nlpx.train.run import train
+from nlpx.recipes.train import train
 from tests.conftest import embedding_overrides, finetune_overrides
 
 RUN_FILES = {"config.yaml", "overrides.yaml", "metrics.jsonl", "summary.json"}

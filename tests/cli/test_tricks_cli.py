@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from nlpx.config import compose
-from nlpx.eval.glue_run import eval_glue
-from nlpx.train.run import train
+from nlpx.recipes.eval_glue import eval_glue
+from nlpx.recipes.train import train
 from tests.cli.test_cli_e2e import nlpx
 from tests.conftest import finetune_overrides
 

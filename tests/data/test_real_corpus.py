@@ -6,8 +6,8 @@ Skips when the data is absent (a user's clone has no ../shared).
 import pytest
 
 from nlpx.config import compose
-from nlpx.train.loggers import read_metrics
-from nlpx.train.run import train
+from nlpx.run.loggers import read_metrics
+from nlpx.recipes.train import train
 from tests.conftest import data_dir
 
 DATA = data_dir()

@@ -12,8 +12,8 @@ tiny or mini discriminator stays at the all-"original" baseline for the first 30
 import pytest
 
 from nlpx.config import compose
-from nlpx.train.loggers import read_metrics
-from nlpx.train.run import train
+from nlpx.run.loggers import read_metrics
+from nlpx.recipes.train import train
 from tests.conftest import data_dir
 
 DATA = data_dir()

@@ -75,7 +75,8 @@ def test_a_preset_field_can_be_overridden():
 
 def test_mlm_nsp_inherits_masking_and_uses_segment_pairs():
     o = compose(["objective=mlm_nsp", "objective.masking.ratio=0.3"]).objective
-    assert (o.format, o.nsp, o.nsp_negative_prob, o.masking.ratio) == ("segment_pair_nsp", True, 0.5, 0.3)
+    assert (o.format, o.nsp_negative_prob, o.masking.ratio) == ("segment_pair_nsp", 0.5, 0.3)
+    assert "nsp" not in o  # the head comes with the objective's class (needs_nsp), not a key
 
 
 def test_gpu_trainers_use_bf16_and_ddp_strategy():

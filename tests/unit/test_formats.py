@@ -15,8 +15,8 @@ from nlpx.data.instances import (DocSentencesInstances, PackedInstances, Segment
                                  SentenceOrderInstances, SentencePairInstances)
 from nlpx.data.tokenizer import train_tokenizer
 from nlpx.errors import UserError
-from nlpx.train.datamodule import (FORMATS, PretrainDataModule, batch_size_for, build_instances,
-                                   check_objective_settings)
+from nlpx.data.formats import FORMATS, batch_size_for, build_instances, check_objective_settings
+from nlpx.train.datamodule import PretrainDataModule
 from tests.unit.test_instances import random_docs
 
 CLS, SEP = 1, 2

@@ -16,7 +16,7 @@ from nlpx.data.instances import PackedInstances, SegmentPairInstances
 from nlpx.data.masking import MaskingConfig, mask_example, mask_spans, mask_tokens
 from nlpx.data.tokenizer import train_tokenizer
 from nlpx.errors import UserError
-from nlpx.train.datamodule import masking_config
+from nlpx.data.formats import masking_config
 
 CLS, SEP, MASK = 1, 2, 3
 RANDOM_IDS = np.arange(5000, 6000, dtype=np.int64)  # disjoint from the text ids: fates are visible

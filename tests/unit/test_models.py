@@ -174,7 +174,7 @@ def albert_formula(share, V, E, H, I, L, P=512, T=2):
 
 @pytest.mark.parametrize("share", ["all", "attention", "ffn", "none"])
 def test_albert_parameter_counts_follow_the_formula(share):
-    from nlpx.models.count import count_parameters
+    from nlpx.recipes.count import count_parameters
 
     model = build(family("albert", f"model.share={share}"))
     c = model.config

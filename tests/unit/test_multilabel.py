@@ -45,7 +45,7 @@ def test_reader_keeps_pairs_and_unlabelled_test_rows(tmp_path):
 def test_load_jsonl_task_multi_hot_labels_and_unknown_label(tmp_path):
     from transformers import AutoTokenizer
 
-    from nlpx.models.pretrained import package_model
+    from nlpx.pretrained import package_model
 
     train = write_lines(tmp_path / "train.jsonl", *(json.dumps({"text": f"row {i}", "labels": labels})
                                                     for i, labels in enumerate([["b"], ["a", "c"], []])))

@@ -100,7 +100,7 @@ def test_own_pair_head_for_a_family_without_one():
 
 
 def test_config_counts_the_heads_an_objective_adds():
-    from nlpx.models.count import count_parameters
+    from nlpx.recipes.count import count_parameters
 
     h = 128  # model.size=tiny
     sbo = 64 * h + (3 * h * h + h) + 2 * h + (h * h + h) + 2 * h  # position table, W1, LN1, W2, LN2

@@ -233,7 +233,7 @@ def test_export_materialises_gdes_and_reloads_with_equal_outputs(tmp_path):
     from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
     from transformers.models.electra.modeling_electra import ElectraDiscriminatorPredictions
 
-    from nlpx.train.export import export_hf
+    from nlpx.run.export import export_hf
 
     batch = fixed_batch()
     for model in ("electra", "deberta"):
@@ -283,7 +283,7 @@ def test_export_materialises_gdes_and_reloads_with_equal_outputs(tmp_path):
 
 
 def test_config_counts_the_generator_and_a_shared_table_once():
-    from nlpx.models.count import count_parameters
+    from nlpx.recipes.count import count_parameters
 
     cfgs = {mode: compose(["objective=rtd", "model=electra", f"objective.sharing={mode}"])
             for mode in ("nes", "es", "gdes")}

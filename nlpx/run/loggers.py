@@ -78,15 +78,15 @@ def build_loggers(cfg, run_dir: Path, config_dict: dict, resume_step: int | None
     return loggers
 
 
-def close_loggers(loggers) -> None:
+def close_loggers(loggers, success: bool = True) -> None:
     """Finalize every logger and end the W&B run: Lightning's WandbLogger leaves it open, and the
     next run in the same process (a sweep, `nlpx eval glue`, tests) would log into it."""
     for lg in loggers:
-        lg.finalize("success")
+        lg.finalize("success" if success else "failed")
         if type(lg).__name__ == "WandbLogger":
             import wandb
 
-            wandb.finish()
+            wandb.finish(exit_code=0 if success else 1)
 
 
 def _wandb_id(run_dir: Path) -> str:

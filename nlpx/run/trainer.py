@@ -8,8 +8,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from nlpx.train.callbacks import AtomicCheckpointIO, PlainProgress
-from nlpx.train.schedule import parse_duration
+from nlpx.run.callbacks import AtomicCheckpointIO, PlainProgress
+from nlpx.run.schedule import parse_duration
 
 
 def _max_time(value):

@@ -12,10 +12,11 @@ def count_parameters(cfg) -> tuple[int, str]:
     from hydra.utils import get_class
 
     from nlpx.data.tokenizer import load_tokenizer
+    from nlpx.objectives.base import PretrainObjective
 
     family = get_class(cfg.model._target_)(cfg.model)
     objective_cls = get_class(cfg.objective._target_)
-    pretraining = getattr(objective_cls, "kind", "pretrain") == "pretrain"
+    pretraining = issubclass(objective_cls, PretrainObjective)
     note = ""
     if family.pretrained is not None:
         config = family.hf_config(0, 0)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import time
 from pathlib import Path
 
 from nlpx.errors import UserError
-from nlpx.rundir import atomic_write_json
+from nlpx.rundir import atomic_write_json, run_dir_for
+from nlpx.run.lifecycle import Run, quiet_libraries
 
 log = logging.getLogger("nlpx")
 
@@ -59,10 +58,10 @@ def load_task_data(cfg, tokenizer, *, with_test: bool = True):
                      subset_seed=int(t.subset_seed), with_test=with_test)
 
 
-def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: bool = False,
+def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
              predict_test: bool = True, strict_tricks: bool = True) -> dict:
     """Fine-tune on data.train, evaluate on dev each epoch, keep task.select's epoch; write
-    predictions (and hf/ if task.export) under run_dir; return the result (also result.json).
+    predictions (and hf/ if task.export) under run.run_dir; return the result (also result.json).
     strict_tricks: a trick that cannot apply to this task is exit 2 (else left out, noted)."""
     import torch
 
@@ -72,13 +71,12 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
     from nlpx.finetune.module import FinetuneModule, in_row_order
     from nlpx.finetune.multilabel import write_predictions as write_multilabel
     from nlpx.objectives.classify import SequenceClassification
-    from nlpx.train.export import export_hf
-    from nlpx.train.loggers import JsonlLogger
-    from nlpx.train.trainer import build_finetune_trainer
+    from nlpx.run.export import export_hf
+    from nlpx.run.trainer import build_finetune_trainer
     from nlpx.tricks.base import TaskInfo
     from nlpx.tricks.stack import TrickStack
 
-    t, seed = cfg.task, int(cfg.seed)
+    t, seed, run_dir = cfg.task, int(cfg.seed), run.run_dir
     torch.manual_seed(seed)  # the new head's initialisation is a function of the seed
     model, tokenizer = load_classifier(model_path, data.spec, new_head=new_head)
     multilabel = bool(getattr(data.spec, "multilabel", False))
@@ -96,15 +94,11 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
         total = min(total, int(t.max_steps))
     module = FinetuneModule(cfg, model, objective, data, total_steps=total, steps_per_epoch=steps_per_epoch,
                             tricks=tricks)
-    trainer = build_finetune_trainer(cfg, run_dir, loggers, max_epochs=int(t.epochs),
+    trainer = build_finetune_trainer(cfg, run_dir, run.loggers, max_epochs=int(t.epochs),
                                      max_steps=int(t.max_steps) if t.max_steps else None)
-    for lg in loggers:
-        if isinstance(lg, JsonlLogger):
-            lg.global_step = lambda: trainer.global_step
-
-    started = time.perf_counter()
+    run.follow(trainer)
     trainer.fit(module, datamodule=dm)
-    train_seconds = time.perf_counter() - started - module.val_seconds
+    train_seconds = module.train_seconds
     if not module.evaluations or module.evaluations[-1]["step"] != trainer.global_step:
         trainer.validate(module, datamodule=dm, verbose=False)
     module.restore_kept()
@@ -161,37 +155,19 @@ def finetune(cfg, data, *, model_path: Path, run_dir: Path, loggers, new_head: b
 
 def finetune_run(cfg, overrides: list[str]) -> dict:
     """`nlpx train objective=classify ...`: one task, one seed, in runs/<experiment>/<run_id>/."""
-    from omegaconf import OmegaConf
-
     from nlpx.data.tokenizer import load_tokenizer
     from nlpx.finetune.model import checkpoint_path
-    from nlpx.rundir import run_dir_for
-    from nlpx.train.export import summary_info
-    from nlpx.train.loggers import build_loggers, close_loggers
-    from nlpx.train.run import quiet_libraries, write_run_config
 
     quiet_libraries()
     check_finetune_config(cfg)
     path = checkpoint_path(cfg)
     data = load_task_data(cfg, load_tokenizer(path, key="model.pretrained"))
     check_tricks(cfg, path, data)
-    run_dir = run_dir_for(cfg)
-    write_run_config(run_dir, cfg, overrides)
-    log.info("run directory: %s", run_dir)
-    loggers = build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_step=None)
-    try:
-        result = finetune(cfg, data, model_path=path, run_dir=run_dir, loggers=loggers)
-    except UserError:  # found once the model is built (a LoRA target it lacks): no half-run left
-        close_loggers(loggers)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    final = {**{f"val/{k}": v for k, v in result["metrics"].items()}, "val/score": result["score"]}
-    # model.pooling is recorded in every run's summary; a classifier itself reads the family's head
-    summary = {"run_dir": str(run_dir), "experiment": cfg.experiment, "pooling": str(cfg.model.get("pooling")),
-               **result, "final": final,
-               **summary_info()}
-    atomic_write_json(run_dir / "summary.json", summary)
-    for lg in loggers:
-        lg.log_metrics({f"final/{k}": v for k, v in final.items()}, step=result["steps"])
-    close_loggers(loggers)
-    return summary
+    # a UserError found once the model is built (a LoRA target it lacks) removes the run directory
+    with Run.start(cfg, overrides, run_dir_for(cfg)) as run:
+        result = finetune(cfg, data, model_path=path, run=run)
+        final = {**{f"val/{k}": v for k, v in result["metrics"].items()}, "val/score": result["score"]}
+        # model.pooling is recorded in every run's summary; a classifier itself reads the family's head
+        summary = {"run_dir": str(run.run_dir), "experiment": cfg.experiment,
+                   "pooling": str(cfg.model.get("pooling")), **result, "final": final}
+        return run.summarize(summary, final=final, step=result["steps"])

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from nlpx.errors import UserError
-from nlpx.rundir import atomic_write_json
+from nlpx.rundir import run_dir_for
+from nlpx.run.lifecycle import Run, quiet_libraries
 
 log = logging.getLogger("nlpx")
 
@@ -112,20 +113,15 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     import lightning as L
     import torch
     from hydra.utils import get_class
-    from omegaconf import OmegaConf
     from torch.utils.data import DataLoader, RandomSampler
 
     from nlpx.embeddings.data import Collator, load_data
     from nlpx.embeddings.encoder import effective_pooling, load_encoder, position_limit, resolve_max_length
     from nlpx.embeddings.module import EmbeddingModule
     from nlpx.embeddings.pooling import check_pooling
-    from nlpx.models.pretrained import resolve_pretrained
+    from nlpx.pretrained import resolve_pretrained
     from nlpx.objectives.contrastive import SentenceEncoder
-    from nlpx.rundir import run_dir_for
-    from nlpx.train.export import summary_info
-    from nlpx.train.loggers import JsonlLogger, build_loggers, close_loggers
-    from nlpx.train.run import quiet_libraries, write_run_config
-    from nlpx.train.trainer import build_finetune_trainer
+    from nlpx.run.trainer import build_finetune_trainer
 
     quiet_libraries()
     started = time.time()
@@ -171,49 +167,37 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     loader = DataLoader(data.rows, batch_size=batch_size, sampler=RandomSampler(data.rows, generator=generator),
                         collate_fn=collate, drop_last=True, num_workers=0)
 
-    run_dir = run_dir_for(cfg)
-    write_run_config(run_dir, cfg, overrides)
-    log.info("run directory: %s", run_dir)
-    loggers = build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_step=None)
-    try:
+    with Run.start(cfg, overrides, run_dir_for(cfg)) as run:
+        run_dir = run.run_dir
         module = EmbeddingModule(cfg, encoder, objective, tokenizer, total_steps=total, validation=validation,
-                                 max_length=eval_length, loggers=loggers)
-        trainer = build_finetune_trainer(cfg, run_dir, loggers, max_epochs=int(c.epochs), max_steps=total,
+                                 max_length=eval_length, loggers=run.loggers)
+        trainer = build_finetune_trainer(cfg, run_dir, run.loggers, max_epochs=int(c.epochs), max_steps=total,
                                          gradient_clip_val=cfg.trainer.gradient_clip_val, accumulate=accumulate)
-        for lg in loggers:
-            if isinstance(lg, JsonlLogger):
-                lg.global_step = lambda: trainer.global_step
+        run.follow(trainer)
         L.seed_everything(int(cfg.seed), verbose=False)
         trainer.fit(module, train_dataloaders=loader)  # validates at its start and end (on the device)
         encoder.eval()
         export(model, tokenizer, run_dir / "hf", used_pooling, eval_length)
-    except BaseException:
-        close_loggers(loggers)
-        raise
-    before, after = (module.evaluations[0], module.evaluations[-1]) if module.evaluations else (None, None)
-    final = {"train/loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
-    if after is not None:
-        final.update({f"val/{validation.name}_spearman": after["spearman"],
-                      f"val/{validation.name}_pearson": after["pearson"]})
-    summary = {
-        "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
-        "objective": str(c.name), "pooling": pooling, "pooling_used": used_pooling, "mlp": bool(c.mlp),
-        "final": final, "steps": int(trainer.global_step), "examples_seen": module.examples_seen,
-        "train_seconds": round(module.train_seconds, 3), "wall_seconds": round(time.time() - started, 3),
-        "train_examples_per_s": module.examples_seen / module.train_seconds if module.train_seconds else None,
-        "sts": {"data": validation.name if validation else None, "source": validation.source if validation else None,
-                "before": before, "after": after, "history": module.evaluations},
-        "model": str(path), "max_length": max_length, "eval_max_length": eval_length, "batch_size": batch_size,
-        "parameters": sum(p.numel() for p in encoder.parameters()),
-        "data": {"kind": kind, "source": data.source, **data.meta},
-        **objective.describe(), **_repetition(collate), "hf": str(run_dir / "hf"),
-        **summary_info(),
-    }
-    atomic_write_json(run_dir / "summary.json", summary)
-    for lg in loggers:
-        lg.log_metrics({f"final/{k}": v for k, v in final.items()}, step=summary["steps"])
-    close_loggers(loggers)
-    return summary
+        before, after = (module.evaluations[0], module.evaluations[-1]) if module.evaluations else (None, None)
+        final = {"train/loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
+        if after is not None:
+            final.update({f"val/{validation.name}_spearman": after["spearman"],
+                          f"val/{validation.name}_pearson": after["pearson"]})
+        summary = {
+            "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
+            "objective": str(c.name), "pooling": pooling, "pooling_used": used_pooling, "mlp": bool(c.mlp),
+            "final": final, "steps": int(trainer.global_step), "examples_seen": module.examples_seen,
+            "train_seconds": round(module.train_seconds, 3), "wall_seconds": round(time.time() - started, 3),
+            "train_examples_per_s": module.examples_seen / module.train_seconds if module.train_seconds else None,
+            "sts": {"data": validation.name if validation else None,
+                    "source": validation.source if validation else None,
+                    "before": before, "after": after, "history": module.evaluations},
+            "model": str(path), "max_length": max_length, "eval_max_length": eval_length, "batch_size": batch_size,
+            "parameters": sum(p.numel() for p in encoder.parameters()),
+            "data": {"kind": kind, "source": data.source, **data.meta},
+            **objective.describe(), **_repetition(collate), "hf": str(run_dir / "hf"),
+        }
+        return run.summarize(summary, final=final, step=summary["steps"])
 
 
 def _repetition(collate) -> dict:
@@ -226,7 +210,7 @@ def _repetition(collate) -> dict:
 def export(model, tokenizer, target: Path, pooling: str, max_length: int) -> None:
     """hf/: the encoder for AutoModel (and `nlpx eval sts`/`eval glue`), with the
     sentence-transformers module files where it has the pooling."""
-    from nlpx.train.export import export_hf
+    from nlpx.run.export import export_hf
 
     def sentence_transformers_files(folder: Path) -> None:
         mode = ST_POOLING.get(pooling)

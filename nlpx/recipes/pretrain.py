@@ -1,0 +1,117 @@
+"""`nlpx train` with a pretraining objective (mlm, mlm_nsp, sop, span, clm, rtd):
+check and prepare the corpus -> model + objective -> fit (resumable) -> validate -> hf/ -> summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from nlpx.errors import UserError
+from nlpx.rundir import run_dir_for
+from nlpx.run.lifecycle import Run, quiet_libraries
+
+log = logging.getLogger("nlpx")
+
+
+def resume_config(cfg, overrides: list[str]):
+    """The saved config of the run to resume, with key=value overrides (say, a longer budget)."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(str(cfg.resume))
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise UserError(f"resume={cfg.resume}: not an nlpx run directory (no config.yaml)")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise UserError(f"resume={cfg.resume}: no checkpoints/last.ckpt to resume from")
+    changes = [o for o in overrides if not o.startswith("resume=")]
+    if any("." not in o.split("=", 1)[0] and not o.startswith("+") for o in changes):
+        raise UserError("resume: only key=value overrides (a.b=c) can change a resumed run, "
+                        f"not group choices: {' '.join(changes)}")
+    resumed = OmegaConf.merge(OmegaConf.load(saved), OmegaConf.from_dotlist(changes))
+    resumed.resume, resumed.run_id = str(run_dir), run_dir.name
+    resumed.runs_dir, resumed.experiment = str(run_dir.parent.parent), run_dir.parent.name
+    return resumed, run_dir, ckpt
+
+
+def pretrain(cfg, overrides: list[str]) -> dict:
+    import torch
+    from hydra.utils import get_class
+
+    from nlpx.data.prepare import prepare_corpus
+    from nlpx.pretrained import check_vocab
+    from nlpx.train.datamodule import PretrainDataModule
+    from nlpx.run.export import export_hf
+    from nlpx.train.module import PretrainModule
+    from nlpx.run.schedule import UNBOUNDED_BATCHES, Budget
+    from nlpx.run.trainer import build_trainer
+    from nlpx.tricks.stack import check_not_pretraining
+
+    quiet_libraries()
+    started = time.time()
+    check_not_pretraining(cfg)
+    ckpt, start_step = None, 0
+    if cfg.resume:
+        cfg, run_dir, ckpt = resume_config(cfg, overrides)
+        start_step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+    else:
+        run_dir = run_dir_for(cfg)
+    budget = Budget.from_cfg(cfg.trainer)
+
+    # everything a user can get wrong is checked before the run directory exists
+    prepared = prepare_corpus(cfg)
+    torch.manual_seed(int(cfg.seed))  # the random init is a function of the seed
+    family = get_class(cfg.model._target_)(cfg.model)
+    objective_cls = get_class(cfg.objective._target_)
+    objective_cls.check_family(family, str(cfg.objective.name))
+    model = family.load_model(prepared.tokenizer, objective_cls.model_class(family))
+    check_vocab(prepared.tokenizer, model.config.vocab_size, str(cfg.model.pretrained))
+    objective = objective_cls(cfg.objective, family)
+    objective.attach(model)
+
+    accumulate = int(cfg.trainer.accumulate_grad_batches)
+    total_batches = budget.max_steps * accumulate if budget.max_steps else UNBOUNDED_BATCHES
+    data = PretrainDataModule(cfg, prepared, total_batches=total_batches, start_batch=start_step * accumulate)
+    module = PretrainModule(cfg, model, objective, budget)
+    # a DDP rank other than 0 re-runs this command and joins rank 0's run directory
+    with Run.start(cfg, overrides, run_dir, resume_step=start_step if ckpt else None,
+                   write_config=not _is_ddp_child(), fresh=ckpt is None and not _is_ddp_child()) as run:
+        trainer = build_trainer(cfg, run_dir, run.loggers, total_batches=total_batches,
+                                monitor=f"val/{objective.monitor}")
+        run.follow(trainer)
+        if ckpt is None:  # the starting point of the validation curve (logged at step 0)
+            trainer.validate(module, datamodule=data, verbose=False, weights_only=True)
+        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+        if module.last_val_step == trainer.global_step:  # fit already validated the final weights
+            final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        else:
+            final = trainer.validate(module, datamodule=data, verbose=False, weights_only=True)[0]
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # collective: every rank calls it
+        if not trainer.is_global_zero:
+            return {}
+        export_hf(model, prepared.tokenizer, run_dir / "hf", state_dict=objective.export_state(model),
+                  extra=lambda folder: objective.export_heads(folder, prepared.tokenizer))
+        final = {k: float(v) for k, v in final.items()}
+        summary = {
+            "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
+            # the sentence-vector pooling configured for this model (what `nlpx eval sts` of it would
+            # use unless told otherwise), recorded in every run's summary
+            "pooling": str(cfg.model.get("pooling")),
+            "final": final,
+            "steps": int(trainer.global_step), "tokens_seen": int(module.tokens_seen),
+            "train_seconds": round(module.train_seconds, 3), "wall_seconds": round(time.time() - started, 3),
+            # the objective's own parts (SBO, a pair head, RTD's generator) train with the model and
+            # count with it; a table shared by two of them counts once
+            "parameters": sum(p.numel() for p in module.parameters()),
+            **objective.describe(model),
+            "data": {"cache": str(prepared.path), **{k: prepared.meta[k] for k in
+                     ("vocab_size", "train_docs", "val_docs", "train_tokens", "val_tokens")}},
+        }
+        # keep_existing: what other commands recorded in this run's summary (a GLUE evaluation)
+        return run.summarize(summary, final=final, step=trainer.global_step, keep_existing=True)
+
+
+def _is_ddp_child() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"

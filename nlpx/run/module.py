@@ -1,0 +1,90 @@
+"""The LightningModule base every nlpx module extends (pretraining, fine-tuning, embedding
+training): dropout seeded by (seed, batch position), AdamW with BERT's no-decay rule and a
+per-step schedule, the training clock and the lr log. A subclass adds its step, says what its
+optimizer reads (`optimizer_settings`) and how its learning rate moves (`scheduler`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+import lightning as L
+import torch
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (dropout RNG must be a function of seed and position)."""
+    h = 0x243F6A8885A308D3
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3 & 0xFFFFFFFFFFFFFFFF
+    return h >> 1
+
+
+def decay_groups(parameters, weight_decay: float) -> list[dict]:
+    """BERT's rule: no weight decay on biases and LayerNorm weights (the 1-D tensors)."""
+    decay, no_decay = [], []
+    for p in parameters:
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 else decay).append(p)
+    return [{"params": decay, "weight_decay": float(weight_decay)},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+class RunModule(L.LightningModule):
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = int(seed)
+        self.batches_seen = 0  # training batches, counted by the subclass's step; checkpointed where it resumes
+        self.train_seconds = 0.0  # batch to batch, validation left out
+        self._last_batch_end: float | None = None
+
+    # -- what a subclass says -----------------------------------------------------------------
+    def optimizer_settings(self) -> OptimizerSettings:
+        raise NotImplementedError
+
+    def scheduler(self, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        """How the learning rate moves, stepped once per optimizer step."""
+        raise NotImplementedError
+
+    def param_groups(self, settings: OptimizerSettings) -> list[dict]:
+        return decay_groups(self.parameters(), settings.weight_decay)
+
+    # -- shared -------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        settings = self.optimizer_settings()
+        optimizer = torch.optim.AdamW(self.param_groups(settings), lr=settings.lr, betas=tuple(settings.betas),
+                                      eps=settings.eps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "step"}}
+
+    def on_train_batch_start(self, batch, batch_idx):
+        # dropout masks (and RTD's samples) depend on (seed, batch position) only: a resumed run
+        # repeats them exactly
+        torch.manual_seed(mix_seed(self.seed, self.batches_seen))
+        if self._last_batch_end is None:
+            self._last_batch_end = time.perf_counter()
+
+    def clock(self) -> float:
+        """Seconds since the previous training batch ended (or this one started, after a pause),
+        added to train_seconds: call once per batch, at its end."""
+        now = time.perf_counter()
+        dt = now - self._last_batch_end if self._last_batch_end is not None else 0.0
+        self._last_batch_end = now
+        self.train_seconds += dt
+        return dt
+
+    def pause_clock(self) -> None:
+        """Time from here to the next training batch (validation) is not training time."""
+        self._last_batch_end = None
+
+    def on_validation_epoch_start(self):
+        self.pause_clock()
+
+    def log_lr(self) -> None:
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
