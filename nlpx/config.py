@@ -34,6 +34,17 @@ def group_options() -> dict[str, list[str]]:
     return groups
 
 
+def option_target(group: str, option: str) -> str:
+    """`_target_` of conf/<group>/<option>.yaml, read without composing."""
+    import yaml
+
+    path = conf_dir() / group / f"{option}.yaml"
+    if not path.is_file():
+        raise UserError(f"{group}={option}: unknown option for group '{group}' "
+                        f"(valid: {', '.join(group_options().get(group, [])) or 'none yet'})")
+    return yaml.safe_load(path.read_text())["_target_"]
+
+
 # group choices that imply another group's choice unless the user makes it: a Hydra defaults-list
 # override from inside objective/classify.yaml would land under the objective package instead
 IMPLIED_CHOICES = {("objective", "classify"): ("data", "glue"), ("objective", "angle"): ("data", "pairs"),
