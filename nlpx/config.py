@@ -45,12 +45,6 @@ def option_target(group: str, option: str) -> str:
     return yaml.safe_load(path.read_text())["_target_"]
 
 
-# group choices that imply another group's choice unless the user makes it: a Hydra defaults-list
-# override from inside objective/classify.yaml would land under the objective package instead
-IMPLIED_CHOICES = {("objective", "classify"): ("data", "glue"), ("objective", "angle"): ("data", "pairs"),
-                   ("objective", "angle_latest"): ("data", "pairs")}
-
-
 def expand_shorthands(overrides: list[str]) -> list[str]:
     """GROUP=NAME where NAME is no option of GROUP but exactly one FAMILY/NAME is: task=sst2
     means task=glue/sst2."""
@@ -61,10 +55,6 @@ def expand_shorthands(overrides: list[str]) -> list[str]:
         if sep and key in groups:  # also each value of a sweep, task=sst2,cola
             o = f"{key}=" + ",".join(_full_option(groups[key], v) for v in value.split(","))
         out.append(o)
-    chosen = dict(o.split("=", 1) for o in out if "=" in o and o.split("=", 1)[0] in groups)
-    for (group, option), (implied, choice) in IMPLIED_CHOICES.items():
-        if chosen.get(group) == option and implied not in chosen:
-            out.append(f"{implied}={choice}")
     return out
 
 
