@@ -24,13 +24,14 @@ def group_options() -> dict[str, list[str]]:
     """{group: [options]} read from the folder layout, so `--help` needs no Hydra import.
 
     A group's sub-folders hold families of options (task/glue/sst2.yaml is option glue/sst2 of
-    group task); files starting with "_" are shared bases, not options.
+    group task); files and folders starting with "_" are shared bases and data, not options
+    (task/glue/_default.yaml, task/glue/_data/).
     """
     root = conf_dir()
     groups: dict[str, list[str]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         groups[sub.name] = sorted(p.relative_to(sub).with_suffix("").as_posix() for p in sub.rglob("*.yaml")
-                                  if not p.name.startswith("_"))
+                                  if not any(part.startswith("_") for part in p.relative_to(sub).parts))
     return groups
 
 
