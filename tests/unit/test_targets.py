@@ -121,6 +121,20 @@ def test_close_loggers_ends_the_wandb_run_only(tmp_path, monkeypatch):
     assert finished == [1]
 
 
+def test_ablation_cells_are_grouped_when_their_logger_takes_a_group():
+    from types import SimpleNamespace
+
+    from nlpx.ablate.runner import wandb_grouping
+
+    spec, cell = SimpleNamespace(name="tricks"), SimpleNamespace(arm="trick=[awp]")
+    grouped = ["logger.group=tricks", "logger.job_type=trick-awp-"]
+    assert wandb_grouping(spec, cell, []) == grouped  # the default logger: W&B
+    assert wandb_grouping(spec, cell, ["logger=csv", "logger=wandb"]) == grouped
+    assert wandb_grouping(spec, cell, ["logger=csv"]) == []
+    assert wandb_grouping(spec, cell, ["logger=wandb", "logger=none"]) == []
+    assert wandb_grouping(spec, cell, ["logger=tensorboard"]) == []
+
+
 # == no choice of a component by its option name ==================================================
 def _options(group: str) -> str:
     return "|".join(re.escape(o.rpartition("/")[2]) for o in group_options()[group])
@@ -135,6 +149,7 @@ FORBIDDEN = [
      'return "triples" if str(data_cfg.get("name")) == "triples" else "sentences"'),
     (rf"""\bget\(\s*["'](?:{_options('trick')})["']\s*\)""", 'asl, msd = self.get("asl"), self.get("multi_dropout")'),
     (r"""__name__\s*(?:==|!=)\s*["']\w*Logger["']""", 'if type(lg).__name__ == "WandbLogger":'),
+    (r"""(?:==|!=)\s*["'](?:wandb|csv)["']""", 'if chosen and chosen[-1] != "wandb":'),
     (r"""get\(\s*["']benchmark["']\s*\)\s*(?:==|!=)""", 'if t.get("benchmark") == "multilabel":'),
     (r"""\bsource\s*(?:==|!=)\s*["'](?:synthetic|jsonl)["']""", 'if source == "synthetic":'),
     (r"""\bIMPLIED_CHOICES\b""", 'IMPLIED_CHOICES = {("objective", "classify"): ("data", "glue")}'),
