@@ -24,20 +24,26 @@ def group_options() -> dict[str, list[str]]:
     """{group: [options]} read from the folder layout, so `--help` needs no Hydra import.
 
     A group's sub-folders hold families of options (task/glue/sst2.yaml is option glue/sst2 of
-    group task); files starting with "_" are shared bases, not options.
+    group task); files and folders starting with "_" are shared bases and data, not options
+    (task/glue/_default.yaml, task/glue/_data/).
     """
     root = conf_dir()
     groups: dict[str, list[str]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         groups[sub.name] = sorted(p.relative_to(sub).with_suffix("").as_posix() for p in sub.rglob("*.yaml")
-                                  if not p.name.startswith("_"))
+                                  if not any(part.startswith("_") for part in p.relative_to(sub).parts))
     return groups
 
 
-# group choices that imply another group's choice unless the user makes it: a Hydra defaults-list
-# override from inside objective/classify.yaml would land under the objective package instead
-IMPLIED_CHOICES = {("objective", "classify"): ("data", "glue"), ("objective", "angle"): ("data", "pairs"),
-                   ("objective", "angle_latest"): ("data", "pairs")}
+def option_target(group: str, option: str) -> str:
+    """`_target_` of conf/<group>/<option>.yaml, read without composing."""
+    import yaml
+
+    path = conf_dir() / group / f"{option}.yaml"
+    if not path.is_file():
+        raise UserError(f"{group}={option}: unknown option for group '{group}' "
+                        f"(valid: {', '.join(group_options().get(group, [])) or 'none yet'})")
+    return yaml.safe_load(path.read_text())["_target_"]
 
 
 def expand_shorthands(overrides: list[str]) -> list[str]:
@@ -50,10 +56,6 @@ def expand_shorthands(overrides: list[str]) -> list[str]:
         if sep and key in groups:  # also each value of a sweep, task=sst2,cola
             o = f"{key}=" + ",".join(_full_option(groups[key], v) for v in value.split(","))
         out.append(o)
-    chosen = dict(o.split("=", 1) for o in out if "=" in o and o.split("=", 1)[0] in groups)
-    for (group, option), (implied, choice) in IMPLIED_CHOICES.items():
-        if chosen.get(group) == option and implied not in chosen:
-            out.append(f"{implied}={choice}")
     return out
 
 

@@ -69,12 +69,23 @@ def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
 
 def wandb_grouping(spec: Spec, cell: Cell, overrides: list[str]) -> list[str]:
     """W&B group = the experiment, job type = the arm, so the W&B UI groups the cells; only when
-    the stage logs to W&B (the default logger unless an override picks another)."""
+    the stage's logger takes a group and a job type (W&B, the default logger, unless an override
+    picks another)."""
     chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("logger=")]
-    if chosen and chosen[-1] != "wandb":
+    if chosen and not _groups_runs(chosen[-1]):
         return []
     # the arm as its folder is named: an axis arm's "key=value" would not parse as an override value
     return [f"logger.group={spec.name}", f"logger.job_type={dir_name(cell.arm)}"]
+
+
+def _groups_runs(logger: str) -> bool:
+    import yaml
+
+    from nlpx.config import conf_dir
+
+    path = conf_dir() / "logger" / f"{logger}.yaml"
+    keys = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    return "group" in keys and "job_type" in keys
 
 
 def run_cell(spec: Spec, cell: Cell) -> dict:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 class SyntheticCorpus:
     """The embedded artificial language (data=synthetic): needs no files."""
 
+    kind = "sentences"  # what the sentence-embedding objectives read from it (nlpx.embeddings.data)
+
     def __init__(self, cfg):
         self.cfg = cfg
 
@@ -29,6 +31,8 @@ class SyntheticCorpus:
 
 class TextCorpus:
     """Local .txt / .jsonl files, folders and globs (data=text data.paths=[...])."""
+
+    kind = "sentences"  # what the sentence-embedding objectives read from it (nlpx.embeddings.data)
 
     def __init__(self, cfg):
         from nlpx.data.sources import expand_paths

@@ -25,7 +25,6 @@ import torch
 from nlpx.errors import UserError
 
 KINDS = ("sentences", "triples", "pairs")
-DATA_FOR_KIND = {"sentences": ("synthetic", "text"), "triples": ("triples",), "pairs": ("pairs",)}
 TRIPLE_ROLES = ("anchor", "positive", "negative")
 
 
@@ -37,11 +36,30 @@ class EmbeddingData:
     meta: dict = field(default_factory=dict)
 
 
+def data_kind(data_cfg) -> str | None:
+    """The `kind` of the class the data option names in `_target_` (sentences, triples, pairs, glue)."""
+    from hydra.utils import get_class
+
+    target = data_cfg.get("_target_")
+    return getattr(get_class(str(target)), "kind", None) if target else None
+
+
+def options_holding(kind: str) -> list[str]:
+    """The data= options whose `_target_` holds `kind`."""
+    from nlpx.config import group_options, option_target
+
+    out = []
+    for option in group_options()["data"]:
+        if data_kind({"_target_": option_target("data", option)}) == kind:
+            out.append(option)
+    return out
+
+
 def check_data_choice(kind: str, data_cfg, objective: str) -> None:
-    name = str(data_cfg.get("name"))
-    if name not in DATA_FOR_KIND[kind]:
-        valid = " or ".join(f"data={d}" for d in DATA_FOR_KIND[kind])
-        raise UserError(f"objective={objective} trains on {kind}: give {valid} (data={name} is not that)")
+    if data_kind(data_cfg) != kind:
+        valid = " or ".join(f"data={d}" for d in options_holding(kind))
+        raise UserError(f"objective={objective} trains on {kind}: give {valid} (data={data_cfg.get('name')} "
+                        "is not that)")
 
 
 def load_sentences(data_cfg, min_words: int) -> EmbeddingData:
@@ -128,13 +146,37 @@ def load_pairs(data_cfg) -> EmbeddingData:
                          {"pairs": len(rows), "sets": {s.name: len(s.pairs) for s in sets}})
 
 
+class Triples:
+    """data=triples: (anchor, positive[, negative]) lines of .jsonl files."""
+
+    kind = "triples"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def read(self) -> EmbeddingData:
+        return load_triples(self.cfg)
+
+
+class ScoredPairs:
+    """data=pairs: STS-B's split of data.glue_dir and/or files of scored pairs."""
+
+    kind = "pairs"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def read(self) -> EmbeddingData:
+        return load_pairs(self.cfg)
+
+
 def load_data(kind: str, data_cfg, objective_cfg) -> EmbeddingData:
+    from hydra.utils import get_class
+
     check_data_choice(kind, data_cfg, str(objective_cfg.name))
-    if kind == "sentences":
+    if kind == "sentences":  # a corpus (data=synthetic, text): its documents' sentences
         return load_sentences(data_cfg, int(objective_cfg.min_words))
-    if kind == "triples":
-        return load_triples(data_cfg)
-    return load_pairs(data_cfg)
+    return get_class(data_cfg._target_)(data_cfg).read()
 
 
 class Collator:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from nlpx.errors import UserError
 from nlpx.eval.glue_reader import STSB_RANGE, Example
-from nlpx.eval.glue_tasks import get_task
+from nlpx.eval.glue_tasks import DESCRIPTIONS, get_task
 
 INDEX_COLUMN = "idx"
 LABEL_COLUMN = "label"
@@ -55,21 +55,13 @@ class HFConfig:
     label_names: tuple[str, ...] | None  # the ClassLabel names, in id order; None: regression (float)
 
 
-_NLI3 = ("entailment", "neutral", "contradiction")
-_NLI2 = ("entailment", "not_entailment")
+def _hf_config(hf: dict) -> HFConfig:
+    labels = hf["labels"]
+    return HFConfig(hf["config"], hf["text_a"], hf["text_b"], None if labels is None else tuple(labels))
 
-HF_CONFIGS: dict[str, HFConfig] = {
-    "cola": HFConfig("cola", "sentence", None, ("unacceptable", "acceptable")),
-    "sst2": HFConfig("sst2", "sentence", None, ("negative", "positive")),
-    "mrpc": HFConfig("mrpc", "sentence1", "sentence2", ("not_equivalent", "equivalent")),
-    "stsb": HFConfig("stsb", "sentence1", "sentence2", None),
-    "qqp": HFConfig("qqp", "question1", "question2", ("not_duplicate", "duplicate")),
-    "mnli": HFConfig("mnli", "premise", "hypothesis", _NLI3),
-    "qnli": HFConfig("qnli", "question", "sentence", _NLI2),
-    "rte": HFConfig("rte", "sentence1", "sentence2", _NLI2),
-    "wnli": HFConfig("wnli", "sentence1", "sentence2", ("not_entailment", "entailment")),
-    "ax": HFConfig("ax", "premise", "hypothesis", _NLI3),
-}
+
+# from the `hf` block of each task's file (conf/task/glue/_data)
+HF_CONFIGS: dict[str, HFConfig] = {name: _hf_config(task["hf"]) for name, task in DESCRIPTIONS.items()}
 
 _HF_SPLIT = {"dev": "validation", "dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched"}
 

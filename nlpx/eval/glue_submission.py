@@ -25,22 +25,7 @@ from typing import Sequence
 from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_bytes
 from nlpx.eval.glue_reader import STSB_RANGE, Example
-from nlpx.eval.glue_tasks import get_task
-
-# (task, test split) -> the file name the GLUE server expects inside the zip
-SUBMISSION_FILES: dict[tuple[str, str], str] = {
-    ("cola", "test"): "CoLA.tsv",
-    ("sst2", "test"): "SST-2.tsv",
-    ("mrpc", "test"): "MRPC.tsv",
-    ("stsb", "test"): "STS-B.tsv",
-    ("qqp", "test"): "QQP.tsv",
-    ("mnli", "test_matched"): "MNLI-m.tsv",
-    ("mnli", "test_mismatched"): "MNLI-mm.tsv",
-    ("qnli", "test"): "QNLI.tsv",
-    ("rte", "test"): "RTE.tsv",
-    ("wnli", "test"): "WNLI.tsv",
-    ("ax", "test"): "AX.tsv",
-}
+from nlpx.eval.glue_tasks import SUBMISSION_FILES, get_task
 
 ZIP_NAME = "submission.zip"
 HEADER = "index\tprediction\n"

@@ -1,15 +1,20 @@
 """The GLUE task table: where each task's files lie and which columns hold the texts and labels.
 
-The layout is the one the GLUE download produces (``glue_dir/CoLA/train.tsv``,
-``glue_dir/MNLI/dev_matched.tsv``, ``glue_dir/diagnostic/diagnostic.tsv``, ...). Columns are
-named, never numbered: files with a header row are read by header name because column
-positions differ between splits of one task (MNLI train has 12 columns, dev 16, test 10), and
-the one family without a header row (CoLA train/dev) gets its column names from this table.
+The table is data: conf/task/glue/_data/<task>.yaml, one file per task (its README there says what
+each key holds), read here with yaml alone when this module is imported. The layout is the one
+the GLUE download produces (``glue_dir/CoLA/train.tsv``, ``glue_dir/MNLI/dev_matched.tsv``,
+``glue_dir/diagnostic/diagnostic.tsv``, ...). Columns are named, never numbered: files with a
+header row are read by header name because column positions differ between splits of one task
+(MNLI train has 12 columns, dev 16, test 10), and the one family without a header row (CoLA
+train/dev) gets its column names from its file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from nlpx.errors import UserError
 
@@ -59,55 +64,49 @@ class TaskSpec:
         raise UserError(f"GLUE task {self.name}: unknown split '{name}' (valid: {', '.join(self.split_names)})")
 
 
-def _std_splits(a: str, b: str | None, label: str, *, index: str | None = "index",
-                train_index: bool = True) -> tuple[SplitSpec, ...]:
-    """train/dev with a label column, test without one but with the index column."""
-    labelled = index if train_index else None
-    return (SplitSpec("train", ("train.tsv",), a, b, label, labelled),
-            SplitSpec("dev", ("dev.tsv",), a, b, label, labelled),
-            SplitSpec("test", ("test.tsv",), a, b, None, index))
+def tasks_folder() -> Path:
+    from nlpx.config import conf_dir
+
+    return conf_dir() / "task" / "glue" / "_data"
 
 
-_BINARY = ("0", "1")
-# GLUE / Hugging Face order: entailment=0, neutral=1, contradiction=2. AX is predicted by the MNLI
-# model, so it shares these labels.
-_NLI3 = ("entailment", "neutral", "contradiction")
-_NLI2 = ("entailment", "not_entailment")
+def _read(folder: Path) -> dict[str, dict]:
+    """{task: its file's content}, in the files' `order`."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = {p.stem: yaml.load(p.read_text(), Loader=loader) for p in folder.glob("*.yaml")}
+    for name, task in raw.items():
+        labels = task.get("labels")
+        if labels is not None and not all(isinstance(x, str) for x in labels):
+            raise ValueError(f"{folder / name}.yaml: labels must be strings as the files write them "
+                             f"(quote numbers: [\"0\", \"1\"]), got {labels}")
+    orders = [task["order"] for task in raw.values()]
+    if len(set(orders)) != len(orders):
+        raise ValueError(f"{folder}: two GLUE tasks with one order: {sorted(orders)}")
+    return dict(sorted(raw.items(), key=lambda kv: kv[1]["order"]))
 
-_COLA_COLUMNS = ("source", "label", "original-mark", "sentence")
-# MNLI carries parse columns and, in dev, five annotator labels besides gold_label: by name only.
-_MNLI_LABELLED = dict(text_a="sentence1", text_b="sentence2", label="gold_label", index="index")
 
-TASKS: dict[str, TaskSpec] = {t.name: t for t in (
-    TaskSpec("cola", ("CoLA",), (
-        SplitSpec("train", ("train.tsv",), "sentence", None, "label", None, _COLA_COLUMNS),
-        SplitSpec("dev", ("dev.tsv",), "sentence", None, "label", None, _COLA_COLUMNS),
-        SplitSpec("test", ("test.tsv",), "sentence", None, None, "index"),
-    ), _BINARY, ("mcc",)),
-    TaskSpec("sst2", ("SST-2",), _std_splits("sentence", None, "label", train_index=False), _BINARY, ("acc",)),
-    # MRPC train/dev have no index column (they start with Quality); test has one.
-    TaskSpec("mrpc", ("MRPC",), _std_splits("#1 String", "#2 String", "Quality", train_index=False),
-             _BINARY, ("f1", "acc")),
-    TaskSpec("stsb", ("STS-B",), _std_splits("sentence1", "sentence2", "score"), None, ("pearson", "spearmanr")),
-    # QQP calls its index column "id", in all three splits.
-    TaskSpec("qqp", ("QQP",), _std_splits("question1", "question2", "is_duplicate", index="id"),
-             _BINARY, ("f1", "acc")),
-    TaskSpec("mnli", ("MNLI",), (
-        SplitSpec("train", ("train.tsv",), **_MNLI_LABELLED),
-        SplitSpec("dev_matched", ("dev_matched.tsv",), **_MNLI_LABELLED),
-        SplitSpec("dev_mismatched", ("dev_mismatched.tsv",), **_MNLI_LABELLED),
-        SplitSpec("test_matched", ("test_matched.tsv",), "sentence1", "sentence2", None, "index"),
-        SplitSpec("test_mismatched", ("test_mismatched.tsv",), "sentence1", "sentence2", None, "index"),
-    ), _NLI3, ("acc",)),
-    TaskSpec("qnli", ("QNLI",), _std_splits("question", "sentence", "label"), _NLI2, ("acc",)),
-    TaskSpec("rte", ("RTE",), _std_splits("sentence1", "sentence2", "label"), _NLI2, ("acc",)),
-    TaskSpec("wnli", ("WNLI",), _std_splits("sentence1", "sentence2", "label"), _BINARY, ("acc",)),
-    # The GLUE download script writes diagnostic/diagnostic.tsv; the file served as AX.tsv (and the
-    # submission's name for it) is the same table. Unlabelled: scored by the GLUE server only.
-    TaskSpec("ax", ("diagnostic", "AX"), (
-        SplitSpec("test", ("diagnostic.tsv", "AX.tsv"), "sentence1", "sentence2", None, "index"),
-    ), _NLI3, ("mcc",), in_glue_score=False),
-)}
+def _spec(name: str, task: dict) -> TaskSpec:
+    def split(split_name: str, fields: dict) -> SplitSpec:
+        fields = {k: v for k, v in fields.items() if k != "submission"}
+        columns = fields.pop("columns", None)
+        return SplitSpec(name=split_name, **{**fields, "files": tuple(fields["files"])},
+                         columns=None if columns is None else tuple(columns))
+
+    labels = task["labels"]
+    return TaskSpec(name=name, folders=tuple(task["folders"]),
+                    splits=tuple(split(n, f) for n, f in task["splits"].items()),
+                    labels=None if labels is None else tuple(labels), metrics=tuple(task["metrics"]),
+                    in_glue_score=bool(task.get("in_glue_score", True)))
+
+
+DESCRIPTIONS: dict[str, dict] = _read(tasks_folder())  # each task's file as read (hf: nlpx.eval.glue_hf)
+
+TASKS: dict[str, TaskSpec] = {name: _spec(name, task) for name, task in DESCRIPTIONS.items()}
+
+# (task, test split) -> the file name the GLUE server expects inside the zip, in the tasks' order
+SUBMISSION_FILES: dict[tuple[str, str], str] = {
+    (name, split): fields["submission"] for name, task in DESCRIPTIONS.items()
+    for split, fields in task["splits"].items() if "submission" in fields}
 
 
 def get_task(name: str) -> TaskSpec:

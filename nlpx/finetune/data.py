@@ -96,6 +96,27 @@ def load_task(task: str, glue_dir, tokenizer, *, max_length: int, max_train_exam
     return TaskData(spec, train, dev, test, absent)
 
 
+class GlueData:
+    """data=glue: the folder data.glue_dir holding GLUE (official or Hugging Face layout), which
+    the GLUE tasks read (task=glue/<name>, nlpx.eval.glue_tasks)."""
+
+    kind = "glue"
+
+    def __init__(self, cfg):
+        self.glue_dir = cfg.glue_dir
+
+    def task_data(self, t, tokenizer, *, with_test: bool = True) -> TaskData:
+        limit = t.max_train_examples
+        return load_task(str(t.name), self.glue_dir, tokenizer, max_length=int(t.max_length),
+                         max_train_examples=None if limit is None else int(limit),
+                         subset_seed=int(t.subset_seed), with_test=with_test)
+
+
+def load_glue_task(t, tokenizer, *, data, with_test: bool = True) -> TaskData:
+    """The data of a GLUE task config (task=glue/<name>'s `_target_`), from data.glue_dir."""
+    return GlueData(data).task_data(t, tokenizer, with_test=with_test)
+
+
 class Batches:
     """collate_fn over an Encoded split: index lists -> padded tensors (+ labels, rows)."""
 

@@ -27,9 +27,6 @@ from nlpx.data.jsonl import json_objects
 from nlpx.errors import UserError
 from nlpx.eval.glue_reader import Example
 
-SOURCES = ("jsonl", "synthetic")
-
-
 @dataclass(frozen=True)
 class MultiLabelSpec:
     name: str
@@ -110,33 +107,36 @@ def multilabel_metrics(probabilities, targets, threshold: float = 0.5) -> dict[s
             "map": float(average_precision_score(gold[:, present], probs[:, present], average="macro"))}
 
 
-def load_multilabel(t, tokenizer):
-    """TaskData for a multi-label task config (task.benchmark: multilabel)."""
+def load_jsonl(t, tokenizer, *, data=None, with_test: bool = True):
+    """TaskData of task=multilabel/jsonl (its `_target_`): task.train, task.dev[, task.test]."""
+    splits: dict[str, tuple[list, str]] = {}
+    for name in ("train", "dev", "test"):
+        if t.get(name):
+            splits[name] = (read_jsonl(t[name], text_field=str(t.text_field), pair_field=t.get("pair_field"),
+                                       labels_field=str(t.labels_field), need_labels=name != "test"),
+                            str(t[name]))
+    for name in ("train", "dev"):
+        if name not in splits:
+            raise UserError(f"task.{name}: a jsonl file is needed for a multi-label task")
+    labels = tuple(t.label_names) if t.get("label_names") else tuple(
+        sorted({x for _, _, names in splits["train"][0] for x in names}))
+    return _task_data(t, tokenizer, splits, labels)
+
+
+def load_synthetic(t, tokenizer, *, data=None, with_test: bool = True):
+    """TaskData of task=multilabel/synthetic (its `_target_`): train and dev from task.generator_seed."""
+    splits = {name: (synthetic_rows(n, num_labels=int(t.num_labels), skew=float(t.skew), base_rate=float(t.base_rate),
+                                    seed=int(t.generator_seed), split=name), f"synthetic {name}")
+              for name, n in (("train", int(t.train_size)), ("dev", int(t.dev_size)))}
+    return _task_data(t, tokenizer, splits, tuple(f"topic{j}" for j in range(int(t.num_labels))))
+
+
+def _task_data(t, tokenizer, splits: dict[str, tuple[list, str]], labels: tuple[str, ...]):
+    """{split: (rows, where they came from)} -> TaskData (a test split only where there is one)."""
     from nlpx.data.encode import encode_examples
     from nlpx.finetune.data import Split, TaskData
     from nlpx.finetune.subset import train_subset
 
-    source = str(t.source)
-    if source not in SOURCES:
-        raise UserError(f"task.source={source}: unknown (valid: {', '.join(SOURCES)})")
-    splits: dict[str, tuple[list, str]] = {}
-    if source == "synthetic":
-        for name, n in (("train", int(t.train_size)), ("dev", int(t.dev_size))):
-            splits[name] = (synthetic_rows(n, num_labels=int(t.num_labels), skew=float(t.skew),
-                                           base_rate=float(t.base_rate), seed=int(t.generator_seed), split=name),
-                            f"synthetic {name}")
-        labels = tuple(f"topic{j}" for j in range(int(t.num_labels)))
-    else:
-        for name in ("train", "dev", "test"):
-            if t.get(name):
-                splits[name] = (read_jsonl(t[name], text_field=str(t.text_field), pair_field=t.get("pair_field"),
-                                           labels_field=str(t.labels_field), need_labels=name != "test"),
-                                str(t[name]))
-        for name in ("train", "dev"):
-            if name not in splits:
-                raise UserError(f"task.{name}: a jsonl file is needed for a multi-label task")
-        labels = tuple(t.label_names) if t.get("label_names") else tuple(
-            sorted({x for _, _, names in splits["train"][0] for x in names}))
     if t.get("max_train_examples"):
         rows, where = splits["train"]
         keep = train_subset(len(rows), int(t.max_train_examples), int(t.subset_seed))

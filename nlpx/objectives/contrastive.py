@@ -75,7 +75,9 @@ def _alignment(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
 class SimCSE(EmbeddingObjective):
     @classmethod
     def data_kind_for(cls, data_cfg) -> str:
-        return "triples" if str(data_cfg.get("name")) == "triples" else "sentences"
+        from nlpx.embeddings.data import data_kind
+
+        return "triples" if data_kind(data_cfg) == "triples" else "sentences"
 
     def forward(self, encoder: SentenceEncoder, batch: dict) -> dict:
         tau = float(self.cfg.temperature)

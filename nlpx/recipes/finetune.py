@@ -45,17 +45,10 @@ def check_tricks(cfg, model_path: Path, data) -> None:
 
 
 def load_task_data(cfg, tokenizer, *, with_test: bool = True):
-    from nlpx.finetune.data import load_task
+    """The task's data, read by the function its `_target_` names (conf/task/*)."""
+    from hydra.utils import get_method
 
-    t = cfg.task
-    if t.get("benchmark") == "multilabel":
-        from nlpx.finetune.multilabel import load_multilabel
-
-        return load_multilabel(t, tokenizer)
-    limit = t.max_train_examples
-    return load_task(str(t.name), cfg.data.glue_dir, tokenizer, max_length=int(t.max_length),
-                     max_train_examples=None if limit is None else int(limit),
-                     subset_seed=int(t.subset_seed), with_test=with_test)
+    return get_method(cfg.task._target_)(cfg.task, tokenizer, data=cfg.data, with_test=with_test)
 
 
 def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,

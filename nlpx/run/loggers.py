@@ -1,4 +1,5 @@
-"""Loggers: the run's own metrics.jsonl (always) plus the configured one (W&B offline, CSV, none).
+"""Loggers: the run's own metrics.jsonl (always) plus the configured one (W&B offline, CSV, none),
+made by the function conf/logger/<name>.yaml names in `_target_`.
 
 metrics.jsonl is ours rather than Lightning's CSVLogger because a resumed run must append to the
 same file, dropping rows logged after the checkpoint it resumes from; CSVLogger rewrites it whole.
@@ -15,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from nlpx.errors import UserError
 
-LOGGERS = ("wandb", "csv", "none")
+WANDB_MODES = ("offline", "online", "disabled")
 
 
 class JsonlLogger(Logger):
@@ -56,34 +57,55 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def build_loggers(cfg, run_dir: Path, config_dict: dict, resume_step: int | None) -> list[Logger]:
+    from hydra.utils import get_method
+
     loggers: list[Logger] = [JsonlLogger(run_dir / "metrics.jsonl", resume_step)]
     lc = cfg.logger
-    if lc.name == "wandb":
-        from lightning.pytorch.loggers import WandbLogger
+    target = lc.get("_target_")
+    if target is None:  # a run saved before loggers had one, resumed: its option's current yaml
+        from nlpx.config import option_target
 
-        if lc.mode not in ("offline", "online", "disabled"):
-            raise UserError(f"logger.mode={lc.mode}: unknown (valid: offline, online, disabled)")
-        os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(
-            project=lc.project, entity=lc.entity, name=run_dir.name, id=_wandb_id(run_dir),
-            save_dir=str(run_dir), offline=lc.mode == "offline", mode=lc.mode,
-            group=lc.group or cfg.experiment, job_type=lc.job_type, tags=list(lc.tags),
-            config=config_dict, resume="allow"))
-    elif lc.name == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
-    elif lc.name != "none":
-        raise UserError(f"logger={lc.name}: unknown logger (valid: {', '.join(LOGGERS)})")
+        target = option_target("logger", str(lc.name))
+    extra = get_method(target)(lc, run_dir=run_dir, config=config_dict, experiment=cfg.experiment)
+    if extra is not None:
+        loggers.append(extra)
     return loggers
+
+
+def wandb_logger(lc, *, run_dir: Path, config: dict, experiment: str) -> Logger:
+    """logger=wandb: one W&B run per run directory, offline unless logger.mode=online."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if lc.mode not in WANDB_MODES:
+        raise UserError(f"logger.mode={lc.mode}: unknown (valid: {', '.join(WANDB_MODES)})")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return WandbLogger(
+        project=lc.project, entity=lc.entity, name=run_dir.name, id=_wandb_id(run_dir),
+        save_dir=str(run_dir), offline=lc.mode == "offline", mode=lc.mode,
+        group=lc.group or experiment, job_type=lc.job_type, tags=list(lc.tags),
+        config=config, resume="allow")
+
+
+def csv_logger(lc, *, run_dir: Path, config: dict, experiment: str) -> Logger:
+    """logger=csv: Lightning's CSVLogger under <run>/csv/."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    return CSVLogger(save_dir=str(run_dir), name="csv", version="")
+
+
+def no_logger(lc, *, run_dir: Path, config: dict, experiment: str) -> None:
+    """logger=none: metrics.jsonl only."""
+    return None
 
 
 def close_loggers(loggers, success: bool = True) -> None:
     """Finalize every logger and end the W&B run: Lightning's WandbLogger leaves it open, and the
     next run in the same process (a sweep, `nlpx eval glue`, tests) would log into it."""
+    from lightning.pytorch.loggers import WandbLogger
+
     for lg in loggers:
         lg.finalize("success" if success else "failed")
-        if type(lg).__name__ == "WandbLogger":
+        if isinstance(lg, WandbLogger):
             import wandb
 
             wandb.finish(exit_code=0 if success else 1)

@@ -81,6 +81,7 @@ class AdaptiveGamma:
 
 class ASL(Trick):
     name = "asl"
+    order = 40
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)
@@ -93,6 +94,9 @@ class ASL(Trick):
         if self.task.regression:
             return "a regression task (one score, no labels) has nothing for ASL to weigh"
         return None
+
+    def replace_loss(self, loss_fn):
+        return self.task_loss
 
     def task_loss(self, logits, labels):
         return asymmetric_loss(logits, targets_of(labels, logits.shape[-1], self.task.multilabel),

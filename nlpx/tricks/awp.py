@@ -33,6 +33,7 @@ UNITS = ("epoch", "step")
 
 class AWP(Trick):
     name = "awp"
+    order = 70
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)

@@ -1,11 +1,13 @@
 """What every fine-tuning trick sees: the task it is applied to, and one training step.
 
-A trick is one small class with a few hooks (nlpx.tricks.stack calls them in a fixed order):
+A trick is one small class, named by `_target_` in its conf/trick/<name>.yaml, with a few hooks;
+nlpx.tricks.stack calls each hook on every trick of a run in the order of their `order` attributes:
 
   prepare_model(model) -> model      change or wrap the model (multi_dropout's head, LoRA)
   learning_rate(lr) -> lr            the base learning rate (LoRA trains at its own)
   param_groups(model, lr, wd)        the optimizer's groups (LLRD), or None
-  task_loss(logits, labels)          replaces the task's loss (ASL), or None
+  replace_loss(loss_fn) -> loss_fn   the loss of one set of logits (ASL's instead of the task's)
+  wrap_loss(loss_fn) -> loss_fn      the pass's loss built from that one (multi_dropout: K samples)
   extend_loss(step, loss, logits)    adds terms that need extra passes (R-Drop, SiFT)
   after_backward(step)               works between backward and the optimizer step (AWP)
   on_batch_end(step, logits)         state updated once per batch (ASL's adaptive gamma)
@@ -34,7 +36,8 @@ class TaskInfo:
 
 
 class Trick:
-    name = ""
+    name = ""  # the trick's option name: keys of the results (tricks.applied, trick/<name>_<metric>)
+    order: int  # where its hooks run among the others' (lower first); every trick sets its own
 
     def __init__(self, cfg, task: TaskInfo):
         self.cfg, self.task = cfg, task
@@ -52,8 +55,11 @@ class Trick:
     def param_groups(self, model, lr: float, weight_decay: float) -> list[dict] | None:
         return None
 
-    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-        return None
+    def replace_loss(self, loss_fn):
+        return loss_fn
+
+    def wrap_loss(self, loss_fn):
+        return loss_fn
 
     def extend_loss(self, step: Step, loss: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return loss

@@ -28,6 +28,7 @@ def layer_of(name: str, prefix: str) -> int | None:
 
 class LLRD(Trick):
     name = "llrd"
+    order = 10
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)

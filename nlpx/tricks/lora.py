@@ -136,6 +136,7 @@ class LoRA(Trick):
     fine-tuning)."""
 
     name = "lora"
+    order = 30
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)

@@ -67,6 +67,7 @@ class Sampler:
 
 class MultiDropout(Trick):
     name = "multi_dropout"
+    order = 20
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)
@@ -105,6 +106,9 @@ class MultiDropout(Trick):
                 model.get_submodule(output.rpartition(".")[0] + ".dense").register_forward_pre_hook(before_dense)
                 self._hooks.append(before_dense)
         return model
+
+    def wrap_loss(self, loss_fn):
+        return lambda logits, labels: self.task_loss_of(loss_fn, logits, labels)
 
     def task_loss_of(self, loss_fn, logits, labels):
         """The configured mean over the K samples of the last forward."""

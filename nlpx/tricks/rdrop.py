@@ -10,6 +10,7 @@ from nlpx.tricks.consistency import rdrop_kl
 
 class RDrop(Trick):
     name = "rdrop"
+    order = 50
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)

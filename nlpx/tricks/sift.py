@@ -35,6 +35,7 @@ def embedding_norm(model):
 
 class SiFT(Trick):
     name = "sift"
+    order = 60
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)

