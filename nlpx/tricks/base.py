@@ -3,7 +3,6 @@
 A trick is one small class with a few hooks (nlpx.tricks.stack calls them in a fixed order):
 
   prepare_model(model) -> model      change or wrap the model (multi_dropout's head, LoRA)
-  learning_rate(lr) -> lr            the base learning rate (LoRA trains at its own)
   param_groups(model, lr, wd)        the optimizer's groups (LLRD), or None
   task_loss(logits, labels)          replaces the task's loss (ASL), or None
   extend_loss(step, loss, logits)    adds terms that need extra passes (R-Drop, SiFT)
@@ -45,9 +44,6 @@ class Trick:
 
     def prepare_model(self, model):
         return model
-
-    def learning_rate(self, lr: float) -> float:
-        return lr
 
     def param_groups(self, model, lr: float, weight_decay: float) -> list[dict] | None:
         return None
