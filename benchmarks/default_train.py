@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--max-stall", type=float, default=10.0,
                     help="flag the run as contended above this %% of CPU stall (Linux PSI; default 10)")
     ap.add_argument("--out", help="result JSON path (default benchmarks/results/default_train.json)")
-    ap.add_argument("overrides", nargs="*", help="extra overrides after `--`, e.g. trainer.max_steps=100")
+    ap.add_argument("overrides", nargs="*", help="extra overrides after `--`, e.g. budget.max_steps=100")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="nlpx-bench-") as tmp:

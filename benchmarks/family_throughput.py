@@ -1,7 +1,7 @@
 """Pretraining cost per model family at size mini on CPU: tokens/s and peak memory.
 
 Every family trains the same data (the embedded synthetic corpus, 4,000-token vocabulary: WordPiece,
-or byte-level BPE for roberta and gpt2), batch 32 x 128, fp32, `trainer.max_steps` steps; each
+or byte-level BPE for roberta and gpt2), batch 32 x 128, fp32, `budget.max_steps` steps; each
 run is its own process (so peak RSS is that run's) and the families run in rounds, alternating the
 order, so drift of this shared machine hits all alike. Reported per family: median tokens/s over
 the rounds (non-pad tokens / seconds of training steps, nlpx's own train/tokens counter), the ratio
@@ -38,7 +38,7 @@ def one(model: str, objective: str, steps: int, cache: str) -> dict:
 
     with tempfile.TemporaryDirectory() as runs:
         overrides = [f"model={model}", f"objective={objective}", "model.size=mini", "logger=none",
-                     f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
+                     f"budget.max_steps={steps}", f"trainer.val_check_interval={steps}",
                      f"trainer.checkpoint_every_n_steps={steps}", "trainer.limit_val_batches=2",
                      "data.batch_size=32", "data.seq_len=128", f"data.cache_dir={cache}", f"runs_dir={runs}"]
         s = train(compose(overrides), overrides)

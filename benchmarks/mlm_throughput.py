@@ -64,7 +64,7 @@ def base_overrides(args, data_overrides: list[str]) -> list[str]:
     never = args.steps + 1000  # no validation or checkpoint inside the timed steps
     return [f"model.size={args.size}", "objective=mlm", *data_overrides,
             f"data.seq_len={args.seq_len}", f"data.batch_size={args.batch_size}", "data.num_workers=0",
-            "trainer=cpu", "trainer.precision=32-true", f"trainer.max_steps={args.steps}",
+            "trainer=cpu", "trainer.precision=32-true", f"budget.max_steps={args.steps}",
             f"trainer.val_check_interval={never}", f"trainer.checkpoint_every_n_steps={never}",
             "trainer.limit_val_batches=1", "trainer.accumulate_grad_batches=1",
             "logger=none", "experiment=bench_mlm_throughput"]

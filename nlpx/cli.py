@@ -64,7 +64,7 @@ app.add_typer(eval_app, name="eval")
         "Fine-tune and score a checkpoint on the GLUE tasks (dev), several seeds, with the official "
         "metrics; writes results.{json,csv,md}, dev predictions and submission.zip under "
         "runs/glue/<run_id>/.\n\nExample: nlpx eval glue model.pretrained=runs/default/<run> "
-        "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH task.lr=3e-5\n\n"
+        "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH optim.lr=3e-5\n\n"
         "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>"))
 def eval_glue(overrides: Optional[List[str]] = Overrides):
     _run_eval("nlpx.recipes.eval_glue.eval_glue", "nlpx.eval.glue_report.print_table", overrides)

@@ -6,7 +6,9 @@ Kept free of torch/lightning imports: the CLI calls this before anything heavy i
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, List, Optional
 
 from nlpx.errors import UserError
 
@@ -59,12 +61,65 @@ def expand_shorthands(overrides: list[str]) -> list[str]:
     return out
 
 
+MISSING = "???"  # omegaconf's MISSING, spelled out: importing omegaconf here would slow `nlpx --help`
+
+
+@dataclass
+class OptimSchema:
+    """optim: AdamW and the linear warm-up / decay schedule, read by every training command."""
+    lr: float = MISSING
+    warmup: float = MISSING  # a fraction of the budget (< 1) or a number of steps (>= 1)
+    weight_decay: float = MISSING
+    betas: List[float] = MISSING
+    eps: float = MISSING
+
+
+@dataclass
+class BudgetSchema:
+    """budget: how long training runs; each command reads the keys that apply to it."""
+    max_steps: Optional[int] = None
+    max_epochs: Optional[int] = None
+    max_tokens: Optional[int] = None
+    max_time: Optional[Any] = None  # seconds or "DD:HH:MM:SS"
+
+
+# keys that moved (issue 15: one home per setting); giving an old one is an error naming the new
+RENAMED = {
+    "model.optimizer.lr": "optim.lr", "model.optimizer.betas": "optim.betas", "model.optimizer.eps": "optim.eps",
+    "model.optimizer.weight_decay": "optim.weight_decay", "task.lr": "optim.lr", "objective.lr": "optim.lr",
+    "trick.lora.lr": "optim.lr", "task.warmup_ratio": "optim.warmup", "trainer.warmup": "optim.warmup",
+    "objective.warmup": "optim.warmup", "task.weight_decay": "optim.weight_decay",
+    "objective.weight_decay": "optim.weight_decay", "task.adam_betas": "optim.betas", "task.adam_eps": "optim.eps",
+    "trainer.max_steps": "budget.max_steps", "task.max_steps": "budget.max_steps",
+    "trainer.max_time": "budget.max_time", "trainer.max_tokens": "budget.max_tokens",
+    "task.epochs": "budget.max_epochs", "objective.epochs": "budget.max_epochs",
+}
+
+
+def check_renamed(overrides: list[str]) -> None:
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in RENAMED:
+            raise UserError(f"{key}: this setting is now {RENAMED[key]} (one home per setting); "
+                            f"give {RENAMED[key]}={o.split('=', 1)[1] if '=' in o else '...'}")
+
+
+def register_schemas() -> None:
+    """The typed schemas the optim/ and budget/ options extend (`defaults: [_schema, _self_]`)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(group="optim", name="_schema", node=OptimSchema)
+    store.store(group="budget", name="_schema", node=BudgetSchema)
+
+
 def _compose_raw(overrides: list[str], config_name: str = "config"):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    register_schemas()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(conf_dir()), version_base="1.3"):
@@ -80,6 +135,7 @@ def compose(overrides: list[str], config_name: str = "config"):
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
+    check_renamed(overrides)
     try:
         return _compose_raw(expand_shorthands(overrides), config_name)
     except MissingConfigException as e:
@@ -103,6 +159,9 @@ def _missing_option_message(text: str) -> str:
 
 def _composition_message(e: Exception, overrides: list[str]) -> str:
     text = str(e)
+    merging = re.search(r"Error merging override (\S+)", text)
+    if merging and e.__cause__ is not None:  # a typed key (optim.*, budget.*) given a wrong type
+        return f"{merging.group(1)}: {str(e.__cause__).splitlines()[0]}"
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
         key = m.group(1)

@@ -33,7 +33,7 @@ def small(cache_dir, tmp_path):
 
     def make(*extra: str, steps: int = 2) -> list[str]:
         return [*SMALL, f"data.cache_dir={cache_dir}", f"runs_dir={tmp_path / 'runs'}",
-                f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
+                f"budget.max_steps={steps}", f"trainer.val_check_interval={steps}",
                 f"trainer.checkpoint_every_n_steps={steps}", "trainer.limit_val_batches=2", *extra]
 
     return make
@@ -60,7 +60,7 @@ def pretrained_run(tmp_path_factory, cache_dir) -> Path:
     from nlpx.recipes.train import train
 
     runs = tmp_path_factory.mktemp("pretrained")
-    overrides = [*SMALL, f"data.cache_dir={cache_dir}", f"runs_dir={runs}", "trainer.max_steps=2",
+    overrides = [*SMALL, f"data.cache_dir={cache_dir}", f"runs_dir={runs}", "budget.max_steps=2",
                  "trainer.val_check_interval=2", "trainer.limit_val_batches=1"]
     return Path(train(compose(overrides), overrides)["run_dir"])
 
@@ -68,13 +68,13 @@ def pretrained_run(tmp_path_factory, cache_dir) -> Path:
 def finetune_overrides(pretrained: Path, glue: Path, *, task: str = "sst2", steps: int = 2) -> list[str]:
     """A quick objective=classify run on the fixture data."""
     return [f"model.pretrained={pretrained}", f"data.glue_dir={glue}", f"task={task}",
-            f"task.max_steps={steps}", "task.batch_size=8", "task.epochs=1", "logger=none",
+            f"budget.max_steps={steps}", "task.batch_size=8", "budget.max_epochs=1", "logger=none",
             "trainer.log_every_n_steps=1"]
 
 
 def embedding_overrides(pretrained: Path, glue: Path, runs: Path, *extra: str, steps: int = 2) -> list[str]:
     """A quick objective=simcse|esimcse|angle run from the tiny pretrained run, validated on the
     fixture STS-B dev."""
-    return [f"model.pretrained={pretrained}", f"runs_dir={runs}", "logger=none", f"trainer.max_steps={steps}",
+    return [f"model.pretrained={pretrained}", f"runs_dir={runs}", "logger=none", f"budget.max_steps={steps}",
             f"trainer.val_check_interval={steps}", "trainer.log_every_n_steps=1", "objective.batch_size=4",
             f"objective.validation.glue_dir={glue}", "objective.validation.split=dev", *extra]

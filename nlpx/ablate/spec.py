@@ -18,8 +18,8 @@ A spec:
     seeds: [0, 1, 2]
     metrics: [val/mlm_loss, glue/score]     # what the report tabulates (first: headline)
     sizes:                                  # named sizes, at least smoke and full, that override
-      smoke: {pretrain: [model.size=tiny, trainer.max_steps=20]}  # model size, steps, data
-      full: {pretrain: [model.size=mini, trainer.max_steps=2000]}
+      smoke: {pretrain: [model.size=tiny, budget.max_steps=20]}  # model size, steps, data
+      full: {pretrain: [model.size=mini, budget.max_steps=2000]}
 
 `{stage}` in an override is the run directory of that earlier stage of the same cell. A cell's
 seed goes to each stage as the command takes it (`seed=k`; `eval.seeds=[k]`). Order of

@@ -10,7 +10,7 @@ exported model.
 
 from __future__ import annotations
 
-from nlpx.run.module import OptimizerSettings, RunModule
+from nlpx.run.module import OptimizerSettings, RunModule, warmup_steps
 
 
 class EmbeddingModule(RunModule):
@@ -79,14 +79,11 @@ class EmbeddingModule(RunModule):
         return entry
 
     def optimizer_settings(self) -> OptimizerSettings:
-        # torch's AdamW defaults otherwise (betas 0.9/0.999, eps 1e-8), as SimCSE's and AnglE's trainers;
         # decay_groups leaves out what does not train (ESimCSE's momentum copy)
-        c = self.cfg.objective
-        return OptimizerSettings(lr=float(c.lr), weight_decay=float(c.weight_decay))
+        return OptimizerSettings.from_cfg(self.cfg.optim)
 
     def scheduler(self, optimizer):
         from transformers import get_linear_schedule_with_warmup
 
-        warmup = float(self.cfg.objective.warmup)
-        warmup_steps = int(round(warmup * self.total_steps)) if warmup < 1 else int(warmup)
-        return get_linear_schedule_with_warmup(optimizer, warmup_steps, self.total_steps)
+        warmup = warmup_steps(float(self.cfg.optim.warmup), self.total_steps)
+        return get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)

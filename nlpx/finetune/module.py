@@ -20,7 +20,7 @@ import torch
 
 from nlpx.eval.glue_metrics import mnli_metrics, task_metrics, task_score
 from nlpx.finetune.multilabel import multilabel_metrics
-from nlpx.run.module import OptimizerSettings, RunModule
+from nlpx.run.module import OptimizerSettings, RunModule, warmup_steps
 from nlpx.tricks.base import Step
 from nlpx.tricks.stack import TrickStack
 
@@ -157,9 +157,7 @@ class FinetuneModule(RunModule):
 
     # -- optimisation --------------------------------------------------------------------------
     def optimizer_settings(self) -> OptimizerSettings:
-        t = self.cfg.task
-        return OptimizerSettings(lr=self.tricks.learning_rate(float(t.lr)), weight_decay=float(t.weight_decay),
-                                 betas=tuple(t.adam_betas), eps=float(t.adam_eps))
+        return OptimizerSettings.from_cfg(self.cfg.optim)
 
     def param_groups(self, settings: OptimizerSettings) -> list[dict]:
         return (self.tricks.param_groups(self.model, settings.lr, settings.weight_decay)
@@ -168,7 +166,7 @@ class FinetuneModule(RunModule):
     def scheduler(self, optimizer):
         from transformers import get_linear_schedule_with_warmup
 
-        warmup = math.ceil(float(self.cfg.task.warmup_ratio) * self.total_steps)  # as transformers' Trainer
+        warmup = warmup_steps(float(self.cfg.optim.warmup), self.total_steps)
         return get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
 
 

@@ -4,7 +4,7 @@
      options, model.pooling, the data (every line read), the checkpoint, the validation pairs;
   2. STS validation (objective.validation: STS-B dev from its glue_dir) before the first step,
      every trainer.val_check_interval steps and after the last; the budget is
-     min(trainer.max_steps, objective.epochs x full batches per epoch);
+     min(budget.max_steps, budget.max_epochs x full batches per epoch);
   3. hf/ is the trained encoder (plus its tokenizer) as a plain transformers model, and the
      sentence-transformers files that make `SentenceTransformer(hf/)` pool the same way
      (modules.json, sentence_bert_config.json, 1_Pooling/), where sentence-transformers has that
@@ -24,6 +24,7 @@ from pathlib import Path
 from nlpx.errors import UserError
 from nlpx.rundir import run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
+from nlpx.run.schedule import check_epoch_budget
 
 log = logging.getLogger("nlpx")
 
@@ -48,22 +49,23 @@ def _number(value, key: str, *, minimum: float | None = None, positive: bool = F
 
 
 def step_cap(value) -> int | None:
-    """trainer.max_steps for an embedding run: null or -1 (Lightning's "no limit"): none."""
+    """budget.max_steps for an embedding run: null or -1 (Lightning's "no limit"): none."""
     if value is None or value == -1:
         return None
-    return _positive_int(value, "trainer.max_steps")
+    return _positive_int(value, "budget.max_steps")
 
 
 def check_embedding_config(cfg) -> None:
     """Every option an embedding run reads, checked before any output exists."""
     c = cfg.objective
-    for key in ("batch_size", "max_length", "epochs", "eval_batch_size", "min_words"):
+    for key in ("batch_size", "max_length", "eval_batch_size", "min_words"):
         _positive_int(c[key], f"objective.{key}")
     if int(c.batch_size) < 2:
         raise UserError(f"objective.batch_size={c.batch_size}: in-batch negatives need at least 2 examples a batch")
-    _number(c.lr, "objective.lr", positive=True)
-    _number(c.weight_decay, "objective.weight_decay", minimum=0)
-    _number(c.warmup, "objective.warmup", minimum=0)
+    _number(cfg.optim.lr, "optim.lr", positive=True)
+    _number(cfg.optim.weight_decay, "optim.weight_decay", minimum=0)
+    _number(cfg.optim.warmup, "optim.warmup", minimum=0)
+    check_epoch_budget(cfg.budget, "embedding training")
     for key, check in (("temperature", {"positive": True}), ("momentum", {"minimum": 0}), ("dup_rate", {"minimum": 0}),
                        ("positive_min", {})):
         if key in c:
@@ -79,7 +81,7 @@ def check_embedding_config(cfg) -> None:
     if str(t.devices) not in ("1", "auto") or int(t.num_nodes) != 1 or "ddp" in str(t.strategy):
         raise UserError(f"trainer={t.name}: embedding runs train on one device (in-batch negatives of one "
                         "process); trainer.devices=1")
-    step_cap(t.max_steps)
+    step_cap(cfg.budget.max_steps)
     _positive_int(t.val_check_interval, "trainer.val_check_interval")  # steps between STS validations
     _positive_int(t.accumulate_grad_batches, "trainer.accumulate_grad_batches")
     if t.gradient_clip_val is not None:
@@ -158,8 +160,8 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
 
     # Lightning steps the optimizer after every `accumulate` batches and at an epoch's last batch
     accumulate = int(cfg.trainer.accumulate_grad_batches)
-    total = int(c.epochs) * math.ceil((len(data.rows) // batch_size) / accumulate)
-    cap = step_cap(cfg.trainer.max_steps)
+    total = int(cfg.budget.max_epochs) * math.ceil((len(data.rows) // batch_size) / accumulate)
+    cap = step_cap(cfg.budget.max_steps)
     total = min(total, cap) if cap else total
     collate = Collator(tokenizer, kind, max_length, repeat=objective.collate_repeat(int(cfg.seed)),
                        position_limit=limit)
@@ -171,7 +173,7 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
         run_dir = run.run_dir
         module = EmbeddingModule(cfg, encoder, objective, tokenizer, total_steps=total, validation=validation,
                                  max_length=eval_length, loggers=run.loggers)
-        trainer = build_finetune_trainer(cfg, run_dir, run.loggers, max_epochs=int(c.epochs), max_steps=total,
+        trainer = build_finetune_trainer(cfg, run_dir, run.loggers, max_epochs=int(cfg.budget.max_epochs), max_steps=total,
                                          gradient_clip_val=cfg.trainer.gradient_clip_val, accumulate=accumulate)
         run.follow(trainer)
         L.seed_everything(int(cfg.seed), verbose=False)

@@ -170,12 +170,14 @@ def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mn
     selects = {str(c.task.select) for c in task_cfgs.values()}
     settings = {"split": "dev", "seeds": [int(s) for s in cfg.eval.seeds],
                 "select": selects.pop() if len(selects) == 1 else "mixed",
-                "epochs": {t: int(c.task.epochs) for t, c in task_cfgs.items()},
-                "max_steps": {t: c.task.max_steps for t, c in task_cfgs.items() if c.task.max_steps},
+                "epochs": {t: int(c.budget.max_epochs) for t, c in task_cfgs.items()},
+                "max_steps": {t: c.budget.max_steps for t, c in task_cfgs.items() if c.budget.max_steps},
                 "max_train_examples": {t: c.task.max_train_examples for t, c in task_cfgs.items()
                                        if c.task.max_train_examples},
-                "hyperparameters": {t: {k: c.task[k] for k in ("lr", "batch_size", "max_length", "warmup_ratio",
-                                                               "weight_decay")} for t, c in task_cfgs.items()},
+                # the report's names of the settings, read from their homes (optim, task)
+                "hyperparameters": {t: {"lr": c.optim.lr, "batch_size": c.task.batch_size,
+                                        "max_length": c.task.max_length, "warmup_ratio": c.optim.warmup,
+                                        "weight_decay": c.optim.weight_decay} for t, c in task_cfgs.items()},
                 "from_mnli": from_mnli, "submission_seed": str(cfg.eval.submission_seed)}
     return {"model": str(model_path), "run_dir": str(run_dir), "glue_dir": str(cfg.data.glue_dir),
             "pooling": str(cfg.model.get("pooling")), "tasks": rows, "glue": glue_row(rows), "settings": settings}

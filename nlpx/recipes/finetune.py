@@ -10,6 +10,7 @@ from pathlib import Path
 from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_json, run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
+from nlpx.run.schedule import check_epoch_budget
 
 log = logging.getLogger("nlpx")
 
@@ -23,6 +24,7 @@ def check_finetune_config(cfg) -> None:
                         f"(valid: {', '.join(o.rpartition('/')[2] for o in group_options()['task'])})")
     if cfg.task.select not in SELECT:
         raise UserError(f"task.select={cfg.task.select}: unknown (valid: {', '.join(SELECT)})")
+    check_epoch_budget(cfg.budget, "fine-tuning")
     t = cfg.trainer
     if str(t.devices) not in ("1", "auto") or int(t.num_nodes) != 1 or "ddp" in str(t.strategy):
         raise UserError(f"trainer={t.name}: fine-tuning runs on one device (trainer.devices=1); "
@@ -82,13 +84,14 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
                             num_workers=int(cfg.data.num_workers))
     accumulate = int(cfg.trainer.accumulate_grad_batches)
     steps_per_epoch = math.ceil(dm.train_batches_per_epoch() / accumulate)
-    total = int(t.epochs) * steps_per_epoch
-    if t.max_steps:
-        total = min(total, int(t.max_steps))
+    budget = cfg.budget
+    total = int(budget.max_epochs) * steps_per_epoch
+    if budget.max_steps:
+        total = min(total, int(budget.max_steps))
     module = FinetuneModule(cfg, model, objective, data, total_steps=total, steps_per_epoch=steps_per_epoch,
                             tricks=tricks)
-    trainer = build_finetune_trainer(cfg, run_dir, run.loggers, max_epochs=int(t.epochs),
-                                     max_steps=int(t.max_steps) if t.max_steps else None)
+    trainer = build_finetune_trainer(cfg, run_dir, run.loggers, max_epochs=int(budget.max_epochs),
+                                     max_steps=int(budget.max_steps) if budget.max_steps else None)
     run.follow(trainer)
     trainer.fit(module, datamodule=dm)
     train_seconds = module.train_seconds

@@ -30,10 +30,23 @@ def resume_config(cfg, overrides: list[str]):
     if any("." not in o.split("=", 1)[0] and not o.startswith("+") for o in changes):
         raise UserError("resume: only key=value overrides (a.b=c) can change a resumed run, "
                         f"not group choices: {' '.join(changes)}")
-    resumed = OmegaConf.merge(OmegaConf.load(saved), OmegaConf.from_dotlist(changes))
+    resumed = OmegaConf.merge(upgraded(OmegaConf.load(saved)), OmegaConf.from_dotlist(changes))
     resumed.resume, resumed.run_id = str(run_dir), run_dir.name
     resumed.runs_dir, resumed.experiment = str(run_dir.parent.parent), run_dir.parent.name
     return resumed, run_dir, ckpt
+
+
+def upgraded(saved):
+    """The config of a run made before optim/budget existed (model.optimizer, trainer.max_steps,
+    ...), with those settings moved to their homes, so that it resumes as it would have."""
+    if "optim" in saved:
+        return saved
+    opt, t = saved.model.pop("optimizer"), saved.trainer
+    saved.optim = {"lr": opt.lr, "warmup": t.pop("warmup"), "weight_decay": opt.weight_decay,
+                   "betas": list(opt.betas), "eps": opt.eps}
+    saved.budget = {"max_steps": t.pop("max_steps"), "max_time": t.pop("max_time"),
+                    "max_tokens": t.pop("max_tokens"), "max_epochs": None}
+    return saved
 
 
 def pretrain(cfg, overrides: list[str]) -> dict:
@@ -58,7 +71,10 @@ def pretrain(cfg, overrides: list[str]) -> dict:
         start_step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
     else:
         run_dir = run_dir_for(cfg)
-    budget = Budget.from_cfg(cfg.trainer)
+    if cfg.get("task") is not None:
+        raise UserError(f"task={cfg.task.name}: a task is read by fine-tuning (objective=classify or nlpx eval "
+                        f"glue), not objective={cfg.objective.name}")
+    budget = Budget.from_cfg(cfg.budget, cfg.optim)
 
     # everything a user can get wrong is checked before the run directory exists
     prepared = prepare_corpus(cfg)

@@ -5,6 +5,7 @@ optimizer reads (`optimizer_settings`) and how its learning rate moves (`schedul
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 import lightning as L
@@ -35,6 +36,18 @@ class OptimizerSettings:
     weight_decay: float
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+
+    @classmethod
+    def from_cfg(cls, optim) -> "OptimizerSettings":
+        """From cfg.optim, the one home of these settings for every command."""
+        return cls(lr=float(optim.lr), weight_decay=float(optim.weight_decay), betas=tuple(optim.betas),
+                   eps=float(optim.eps))
+
+
+def warmup_steps(warmup: float, total_steps: int) -> int:
+    """optim.warmup as optimizer steps: a fraction (< 1) of the total, rounded up as transformers'
+    Trainer does, or a number of steps (>= 1)."""
+    return math.ceil(warmup * total_steps) if warmup < 1 else int(warmup)
 
 
 class RunModule(L.LightningModule):

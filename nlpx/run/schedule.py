@@ -23,7 +23,7 @@ def parse_duration(value) -> float | None:
     try:
         nums = [float(p) for p in parts]
     except ValueError:
-        raise UserError(f"trainer.max_time={value}: give seconds or DD:HH:MM:SS") from None
+        raise UserError(f"budget.max_time={value}: give seconds or DD:HH:MM:SS") from None
     scale = [86400, 3600, 60, 1][-len(nums):]
     return sum(n * s for n, s in zip(nums, scale))
 
@@ -36,16 +36,20 @@ class Budget:
     warmup: float
 
     @classmethod
-    def from_cfg(cls, t) -> "Budget":
-        steps = int(t.max_steps) if t.max_steps not in (None, -1) else None
-        seconds = parse_duration(t.max_time)
-        tokens = int(t.max_tokens) if t.max_tokens else None
+    def from_cfg(cls, budget, optim) -> "Budget":
+        """A pretraining budget from cfg.budget (steps, time, tokens) and optim.warmup."""
+        if budget.max_epochs is not None:
+            raise UserError(f"budget.max_epochs={budget.max_epochs}: pretraining reads one stream of batches, "
+                            "not epochs; give budget.max_steps, budget.max_time or budget.max_tokens")
+        steps = int(budget.max_steps) if budget.max_steps not in (None, -1) else None
+        seconds = parse_duration(budget.max_time)
+        tokens = int(budget.max_tokens) if budget.max_tokens else None
         if steps is None and seconds is None and tokens is None:
-            raise UserError("trainer: set a budget: trainer.max_steps, trainer.max_time or trainer.max_tokens")
-        warmup = float(t.warmup)
+            raise UserError("budget: set a budget: budget.max_steps, budget.max_time or budget.max_tokens")
+        warmup = float(optim.warmup)
         if warmup >= 1:  # given in steps
             if steps is None:
-                raise UserError("trainer.warmup: steps need trainer.max_steps; give a fraction < 1")
+                raise UserError("optim.warmup: steps need budget.max_steps; give a fraction < 1")
             warmup = warmup / steps
         return cls(steps, seconds, tokens, warmup)
 
@@ -63,3 +67,15 @@ class Budget:
         if progress < self.warmup:
             return progress / self.warmup
         return max(0.0, (1.0 - progress) / max(1.0 - self.warmup, 1e-12))
+
+
+def check_epoch_budget(budget, command: str) -> None:
+    """Fine-tuning and embedding training run whole epochs, capped by steps: budget.max_time and
+    budget.max_tokens are pretraining's, an error here rather than ignored."""
+    for key in ("max_time", "max_tokens"):
+        if budget.get(key) is not None:
+            raise UserError(f"budget.{key}={budget[key]}: {command} reads budget.max_epochs and budget.max_steps, "
+                            f"not budget.{key}")
+    epochs = budget.max_epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise UserError(f"budget.max_epochs={epochs}: {command} needs a positive number of epochs")

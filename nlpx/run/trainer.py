@@ -21,7 +21,7 @@ def _max_time(value):
 
 
 def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: str) -> L.Trainer:
-    t = cfg.trainer
+    t, budget = cfg.trainer, cfg.budget
     ckpt_dir = run_dir / "checkpoints"
     last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=int(t.checkpoint_every_n_steps),
                            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False)
@@ -33,8 +33,8 @@ def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: s
     val_every = max(1, min(int(t.val_check_interval), total_batches))
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.num_nodes), strategy=t.strategy,
-        precision=t.precision, max_steps=int(t.max_steps) if t.max_steps else -1, max_epochs=-1,
-        max_time=_max_time(t.max_time), gradient_clip_val=t.gradient_clip_val,
+        precision=t.precision, max_steps=int(budget.max_steps) if budget.max_steps else -1, max_epochs=-1,
+        max_time=_max_time(budget.max_time), gradient_clip_val=t.gradient_clip_val,
         accumulate_grad_batches=int(t.accumulate_grad_batches), val_check_interval=val_every,
         check_val_every_n_epoch=None, limit_val_batches=t.limit_val_batches,
         log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=0,

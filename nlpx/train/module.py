@@ -80,9 +80,7 @@ class PretrainModule(RunModule):
 
     # -- optimisation -------------------------------------------------------------------------
     def optimizer_settings(self) -> OptimizerSettings:
-        o = self.cfg.model.optimizer
-        return OptimizerSettings(lr=float(o.lr), weight_decay=float(o.weight_decay), betas=tuple(o.betas),
-                                 eps=float(o.eps))
+        return OptimizerSettings.from_cfg(self.cfg.optim)
 
     def scheduler(self, optimizer):
         # warm-up and decay follow the budget's progress (steps, time or tokens), so a time or

@@ -4,7 +4,6 @@ A trick is one small class, named by `_target_` in its conf/trick/<name>.yaml, w
 nlpx.tricks.stack calls each hook on every trick of a run in the order of their `order` attributes:
 
   prepare_model(model) -> model      change or wrap the model (multi_dropout's head, LoRA)
-  learning_rate(lr) -> lr            the base learning rate (LoRA trains at its own)
   param_groups(model, lr, wd)        the optimizer's groups (LLRD), or None
   replace_loss(loss_fn) -> loss_fn   the loss of one set of logits (ASL's instead of the task's)
   wrap_loss(loss_fn) -> loss_fn      the pass's loss built from that one (multi_dropout: K samples)
@@ -48,9 +47,6 @@ class Trick:
 
     def prepare_model(self, model):
         return model
-
-    def learning_rate(self, lr: float) -> float:
-        return lr
 
     def param_groups(self, model, lr: float, weight_decay: float) -> list[dict] | None:
         return None

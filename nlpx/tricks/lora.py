@@ -132,8 +132,8 @@ def save_adapter(peft_model, folder) -> None:
 
 class LoRA(Trick):
     """trick=lora: the model becomes a peft model; hf/ gets the merged plain model, adapter/ the
-    adapter alone (with the head); trains at trick.lora.lr (LoRA needs a higher LR than full
-    fine-tuning)."""
+    adapter alone (with the head). LoRA needs a higher learning rate than full fine-tuning: selecting
+    it presets optim.lr (conf/trick/_lora_optim.yaml)."""
 
     name = "lora"
     order = 30
@@ -157,9 +157,6 @@ class LoRA(Trick):
     @property
     def fraction(self) -> float:
         return self.counts[0] / self.counts[1] if self.counts else float("nan")
-
-    def learning_rate(self, lr):
-        return lr if self.cfg.get("lr") is None else float(self.cfg.lr)
 
     def save(self, model, run_dir):
         if self.cfg.get("save_adapter", True):

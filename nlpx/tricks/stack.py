@@ -4,7 +4,7 @@ Each trick's class comes from `_target_` in its conf/trick/<name>.yaml, and its 
 fixes where its hooks run, whatever order `trick=[...]` lists them in:
   model:      multi_dropout's head is built first, then LoRA wraps the model (its
               modules_to_save copies that head); export undoes them in reverse
-  optimizer:  LoRA's learning rate replaces task.lr; LLRD then splits it per layer
+  optimizer:  LLRD splits optim.lr per layer (trick=lora presets optim.lr: conf/trick/_lora_optim.yaml)
   loss:       ASL replaces cross-entropy; multi_dropout averages it over its K samples
   extra:      R-Drop's second pass, then SiFT's perturbed passes, each adding its term
   backward:   AWP's adversarial forward/backward, after the loss above is backpropagated
@@ -104,11 +104,6 @@ class TrickStack:
         for t in reversed(self.tricks):
             model = t.export_model(model)
         return model
-
-    def learning_rate(self, lr: float) -> float:
-        for t in self.tricks:
-            lr = t.learning_rate(lr)
-        return lr
 
     def param_groups(self, model, lr: float, weight_decay: float) -> list[dict] | None:
         for t in self.tricks:

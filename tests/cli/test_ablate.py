@@ -18,7 +18,7 @@ def spec_file(tmp_path: Path, cache_dir: Path) -> Path:
     raw = {"description": "two arms, one of them broken", "stages": [{"name": "pretrain", "command": "train"}],
            "arms": {"mlm": ["objective=mlm"], "broken": ["data=text", f"data.paths=[{tmp_path / 'missing'}]"]},
            "seeds": [0, 1], "metrics": ["val/mlm_loss"],
-           "sizes": {"smoke": [*SMALL, f"data.cache_dir={cache_dir}", "trainer.max_steps=2",
+           "sizes": {"smoke": [*SMALL, f"data.cache_dir={cache_dir}", "budget.max_steps=2",
                                "trainer.val_check_interval=2", "trainer.checkpoint_every_n_steps=1",
                                "trainer.limit_val_batches=1"],
                      "full": []}}
@@ -174,7 +174,7 @@ def test_an_eval_sts_stage_scores_each_pretrained_cell(tmp_path, cache_dir, glue
                        "overrides": ["model.pretrained={pretrain}", f"data.glue_dir={glue_dir}", "logger=none"]}],
            "arms": {"mean": [], "cls": {"sts": ["model.pooling=cls_before_pooler"]}},
            "seeds": [0], "metrics": ["sts/stsb-dev", "sts/stsb-dev/pearson"],
-           "sizes": {"smoke": {"pretrain": [*SMALL, f"data.cache_dir={cache_dir}", "trainer.max_steps=2",
+           "sizes": {"smoke": {"pretrain": [*SMALL, f"data.cache_dir={cache_dir}", "budget.max_steps=2",
                                             "trainer.val_check_interval=2", "trainer.limit_val_batches=1"]},
                      "full": []}}
     spec = tmp_path / "sts.yaml"

@@ -59,7 +59,7 @@ def test_config_prints_yaml_and_parameter_count(cache_dir):
 
 
 def train_args(tmp_path, steps, *extra):
-    return ["train", *SMALL, f"runs_dir={tmp_path}", f"trainer.max_steps={steps}",
+    return ["train", *SMALL, f"runs_dir={tmp_path}", f"budget.max_steps={steps}",
             "trainer.val_check_interval=10", "trainer.checkpoint_every_n_steps=5",
             "trainer.limit_val_batches=4", *extra]
 
@@ -122,7 +122,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(cache_dir, tmp_path):
 
 def test_multirun_runs_every_combination(cache_dir, tmp_path):
     out = nlpx("train", "-m", "objective=mlm,mlm_nsp", "seed=1,2", *SMALL, f"runs_dir={tmp_path}",
-               "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
+               "budget.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
                cache_dir=cache_dir, timeout=600)
     assert out.returncode == 0, out.stderr
     summaries = [json.loads(p.read_text()) for p in tmp_path.rglob("summary.json")]
@@ -141,7 +141,7 @@ def test_multirun_typo_fails_before_any_job(cache_dir, tmp_path):
 def test_ddp_trainer_runs_two_processes_on_cpu(cache_dir, tmp_path):
     """trainer=ddp through Lightning's launcher (gloo on CPU): both ranks share one run directory."""
     out = nlpx("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-               "trainer.precision=32-true", *SMALL, f"runs_dir={tmp_path}", "trainer.max_steps=2",
+               "trainer.precision=32-true", *SMALL, f"runs_dir={tmp_path}", "budget.max_steps=2",
                "trainer.val_check_interval=2", "trainer.limit_val_batches=2", cache_dir=cache_dir)
     assert out.returncode == 0, out.stderr[-3000:]
     run = only_run(tmp_path)

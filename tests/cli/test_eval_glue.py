@@ -24,7 +24,7 @@ from nlpx.recipes.train import train
 from tests.conftest import NLPX, REPO, cli_env, finetune_overrides
 from tests.glue_fixture import write_glue
 
-QUICK = ["logger=none", "task.batch_size=8", "task.epochs=1", "trainer.log_every_n_steps=100"]
+QUICK = ["logger=none", "task.batch_size=8", "budget.max_epochs=1", "trainer.log_every_n_steps=100"]
 
 
 def args(pretrained, glue, runs, *extra):
@@ -111,7 +111,7 @@ def test_a_second_seed_changes_the_std_column(pretrained_run, glue_dir, tmp_path
 
 
 def test_best_and_last_epoch(pretrained_run, glue_dir, tmp_path):
-    common = ["eval.tasks=[stsb]", "eval.seeds=[0]", "task.epochs=3", "eval.predict_test=false"]
+    common = ["eval.tasks=[stsb]", "eval.seeds=[0]", "budget.max_epochs=3", "eval.predict_test=false"]
     best = eval_glue(args(pretrained_run, glue_dir, tmp_path / "best", *common))
     last = eval_glue(args(pretrained_run, glue_dir, tmp_path / "last", *common, "task.select=last"))
     b, l_ = best["tasks"][0]["per_seed"][0], last["tasks"][0]["per_seed"][0]

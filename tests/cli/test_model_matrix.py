@@ -97,7 +97,7 @@ def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir,
 
     pretrained = Path(run(small(f"model={model}", "objective=rtd", *extra))["run_dir"])
     report = eval_glue([f"model.pretrained={pretrained}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'glue'}",
-                        "eval.tasks=[rte]", "eval.seeds=[0]", "logger=none", "task.batch_size=8", "task.epochs=1"])
+                        "eval.tasks=[rte]", "eval.seeds=[0]", "logger=none", "task.batch_size=8", "budget.max_epochs=1"])
     config = json.loads((pretrained / "hf" / "config.json").read_text())
     (rte,) = report["tasks"]
     assert rte["task"] == "rte" and rte["status"] == "ok" and config["architectures"][0] == \

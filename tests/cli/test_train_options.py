@@ -30,12 +30,13 @@ def text_folder(root: Path) -> Path:
 # the decoder-only model and the causal objective only go together
 DECODER_PAIRS = {("model", "gpt2"): ["objective=clm"], ("objective", "clm"): ["model=gpt2"]}
 # options that only make sense for fine-tuning (data=glue feeds objective=classify)
-FINETUNING = {("objective", "classify"), ("data", "glue")}
+FINETUNING = {("objective", "classify"), ("data", "glue"), ("budget", "finetune")}
 # sentence-embedding objectives and their data: each trains the tiny pretrained run
 EMBEDDING = {("objective", "simcse"): ["data=synthetic", "data.num_docs=60"],
              ("objective", "esimcse"): ["data=synthetic", "data.num_docs=60"],
              ("objective", "angle"): [], ("objective", "angle_latest"): [],
-             ("data", "pairs"): ["objective=angle"], ("data", "triples"): ["objective=simcse"]}
+             ("data", "pairs"): ["objective=angle"], ("data", "triples"): ["objective=simcse"],
+             ("budget", "embedding"): ["objective=simcse", "data=synthetic", "data.num_docs=60"]}
 
 
 def options_needing_hardware():
@@ -67,7 +68,7 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
         task = option if group == "task" else "sst2"
         extra = ["objective=classify", *finetune_overrides(request.getfixturevalue("pretrained_run"),
                                                            request.getfixturevalue("glue_dir"), task=task),
-                 f"runs_dir={tmp_path / 'runs'}", *(extra if group == "trick" else [])]
+                 f"runs_dir={tmp_path / 'runs'}", *(extra if group in ("trick", "budget") else [])]
         if option == "multilabel/jsonl":
             for split in ("train", "dev"):
                 rows = [{"text": f"sentence {i}", "labels": ["a"] if i % 2 else ["a", "b"]} for i in range(20)]
@@ -118,8 +119,13 @@ def test_summary_records_provenance(small):
 
 
 def test_static_masking_and_token_budget(small):
-    s = run(small("objective.masking.mode=static", "trainer.max_steps=null", "trainer.max_tokens=1000"))
+    s = run(small("objective.masking.mode=static", "budget.max_steps=null", "budget.max_tokens=1000"))
     assert 1000 <= s["tokens_seen"] < 1000 + 8 * 64  # stops at the first batch past the budget
+
+
+def test_a_task_is_read_by_fine_tuning_only(small):
+    with pytest.raises(UserError, match="task=sst2: a task is read by fine-tuning"):
+        run(small("task=sst2"))
 
 
 def test_missing_text_path_is_a_user_error(small, tmp_path):

@@ -33,7 +33,7 @@ def test_lora_exports_a_merged_plain_model_and_the_adapter(pretrained_run, glue_
     from nlpx.eval.glue_reader import read_split
 
     summary = run(["objective=classify", *finetune_overrides(pretrained_run, glue_dir, task="sst2", steps=3),
-                   f"runs_dir={tmp_path}", "trick=[lora,multi_dropout]", "trick.lora.lr=0.01"])
+                   f"runs_dir={tmp_path}", "trick=[lora,multi_dropout]", "optim.lr=0.01"])
     run_dir = Path(summary["run_dir"])
     lora = summary["tricks"]["lora"]
     assert lora["trainable_fraction"] == pytest.approx(lora["trainable"] / lora["parameters"]) and lora["trainable"] > 0
@@ -86,7 +86,7 @@ def test_tricks_that_cannot_apply_exit_2_before_any_output(pretrained_run, glue_
 
 def test_eval_glue_leaves_asl_out_of_stsb_and_says_so(pretrained_run, glue_dir, tmp_path):
     report = eval_glue([f"model.pretrained={pretrained_run}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path}",
-                        "eval.tasks=[stsb,sst2]", "eval.seeds=[0]", "task.max_steps=2", "task.epochs=1",
+                        "eval.tasks=[stsb,sst2]", "eval.seeds=[0]", "budget.max_steps=2", "budget.max_epochs=1",
                         "task.batch_size=8", "eval.predict_test=false", "logger=none", "trick=[asl]"])
     rows = {r["task"]: r for r in report["tasks"]}
     assert rows["sst2"]["tricks"] == ["asl"] and rows["stsb"]["tricks"] == []
@@ -97,7 +97,7 @@ def test_eval_glue_leaves_asl_out_of_stsb_and_says_so(pretrained_run, glue_dir, 
 
 def test_adaptive_gamma_on_the_skewed_multilabel_task(pretrained_run, tmp_path):
     summary = run(["objective=classify", f"model.pretrained={pretrained_run}", "task=multilabel/synthetic",
-                   "task.train_size=96", "task.dev_size=32", "task.epochs=1", "task.batch_size=16",
+                   "task.train_size=96", "task.dev_size=32", "budget.max_epochs=1", "task.batch_size=16",
                    f"runs_dir={tmp_path}", "logger=none", "trainer.log_every_n_steps=1", "trick=[asl]",
                    "trick.asl.adaptive.step_size=0.5"])
     assert set(summary["final"]) == {"val/micro_f1", "val/macro_f1", "val/map", "val/score"}

@@ -20,7 +20,7 @@ def test_mlm_nsp_on_gutenberg_books_learns(cache_dir, tmp_path):
     overrides = ["model=bert", "objective=mlm_nsp", "data=text", f"data.paths=[{books}]",
                  "data.doc_split=file", "data.vocab_size=8000", "data.seq_len=128",
                  "data.batch_size=16", "model.size=tiny", "logger=none", f"data.cache_dir={cache_dir}",
-                 f"runs_dir={tmp_path}", "trainer.max_steps=150", "trainer.val_check_interval=150",
+                 f"runs_dir={tmp_path}", "budget.max_steps=150", "trainer.val_check_interval=150",
                  "trainer.limit_val_batches=10", "trainer.checkpoint_every_n_steps=150"]
     summary = train(compose(overrides), overrides)
     assert summary["data"]["train_docs"] == 11 and summary["data"]["val_docs"] == 2  # 13 books, by file

@@ -28,7 +28,7 @@ def test_rtd_on_gutenberg_books_learns(mode, cache_dir, tmp_path):
                  "objective.sampling.temperature=1000", "data=text", f"data.paths=[{books}]",
                  "data.doc_split=file", "data.vocab_size=1000", "data.seq_len=128", "data.batch_size=16",
                  "model.size=tiny", "logger=none", f"data.cache_dir={cache_dir}", f"runs_dir={tmp_path}",
-                 "trainer.max_steps=100", "trainer.val_check_interval=100", "trainer.limit_val_batches=8",
+                 "budget.max_steps=100", "trainer.val_check_interval=100", "trainer.limit_val_batches=8",
                  "trainer.checkpoint_every_n_steps=100"]
     summary = train(compose(overrides), overrides)
     first = next(r for r in read_metrics(f"{summary['run_dir']}/metrics.jsonl") if "val/gen/mlm_acc" in r)

@@ -16,7 +16,7 @@ TWO_STAGES = [{"name": "pretrain", "command": "train"},
 
 def write(tmp_path: Path, **raw) -> Path:
     base = {"description": "a test", "stages": TWO_STAGES, "seeds": [0, 1], "metrics": ["val/mlm_loss"],
-            "sizes": {"smoke": {"pretrain": ["trainer.max_steps=2"]}, "full": []}}
+            "sizes": {"smoke": {"pretrain": ["budget.max_steps=2"]}, "full": []}}
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump({**base, **raw}, sort_keys=False))
     return path
@@ -25,21 +25,21 @@ def write(tmp_path: Path, **raw) -> Path:
 def test_arms_cross_axes_and_seeds_in_order(tmp_path):
     spec = specs.load(str(write(tmp_path, base=["model=bert"],
                                 arms={"nsp": ["objective=mlm_nsp"], "mlm": {"pretrain": ["objective=mlm"],
-                                                                            "glue": ["task.lr=3e-5"]}},
+                                                                            "glue": ["optim.lr=3e-5"]}},
                                 axes={"objective.masking.ratio": [0.15, 0.3], "data.seq_len": [64]},
                                 baseline="mlm/objective.masking.ratio=0.15,data.seq_len=64")))
     assert list(spec.arms) == ["nsp/objective.masking.ratio=0.15,data.seq_len=64",
                                "nsp/objective.masking.ratio=0.3,data.seq_len=64",
                                "mlm/objective.masking.ratio=0.15,data.seq_len=64",
                                "mlm/objective.masking.ratio=0.3,data.seq_len=64"]
-    cells = specs.cells(spec, "smoke", ["trainer.lr=1", "glue:task.epochs=1"])
+    cells = specs.cells(spec, "smoke", ["trainer.lr=1", "glue:budget.max_epochs=1"])
     assert [(c.arm.split("/")[0], c.seed) for c in cells] == [("nsp", 0), ("nsp", 1), ("nsp", 0), ("nsp", 1),
                                                               ("mlm", 0), ("mlm", 1), ("mlm", 0), ("mlm", 1)]
     last = cells[-1]
     # base, size, arm (+ its axis values), the stage's own, the command line's, the seed
-    assert last.stages["pretrain"] == ["model=bert", "trainer.max_steps=2", "objective=mlm",
+    assert last.stages["pretrain"] == ["model=bert", "budget.max_steps=2", "objective=mlm",
                                        "objective.masking.ratio=0.3", "data.seq_len=64", "trainer.lr=1", "seed=1"]
-    assert last.stages["glue"] == ["task.lr=3e-5", "model.pretrained={pretrain}", "task.epochs=1", "eval.seeds=[1]"]
+    assert last.stages["glue"] == ["optim.lr=3e-5", "model.pretrained={pretrain}", "budget.max_epochs=1", "eval.seeds=[1]"]
 
 
 def test_axes_alone_form_the_arms(tmp_path):
@@ -77,8 +77,8 @@ def test_unknown_experiment_size_and_stage_prefix_are_user_errors(tmp_path):
     spec = specs.load(str(write(tmp_path, arms={"a": ["objective=mlm"]})))
     with pytest.raises(UserError, match="--size huge: not a size of exp .sizes: smoke, full."):
         specs.cells(spec, "huge")
-    with pytest.raises(UserError, match="finetune:task.lr=1: 'finetune' is not a stage of exp"):
-        specs.cells(spec, "smoke", ["finetune:task.lr=1"])
+    with pytest.raises(UserError, match="finetune:optim.lr=1: 'finetune' is not a stage of exp"):
+        specs.cells(spec, "smoke", ["finetune:optim.lr=1"])
     with pytest.raises(UserError, match="a/seed0 glue: trainer=ddp applies to pretraining stages only "
                                         r"\(fine-tuning runs on one device\); write pretrain:trainer=ddp"):
         specs.plan(spec, "smoke", ["glue:trainer=ddp"], tmp_path)
@@ -117,7 +117,7 @@ def test_cell_key_is_stable_and_follows_relevant_overrides_only():
     assert keys("runs_dir=elsewhere", "logger=csv") == first  # where a run goes is not what it computes
     changed = keys("objective.masking.mask=0.7", "objective.masking.keep=0.2")
     assert all(a != b for a, b in zip(first, changed))
-    assert keys("glue:task.lr=3e-5") != first  # a fine-tuning setting is part of the cell
+    assert keys("glue:optim.lr=3e-5") != first  # a fine-tuning setting is part of the cell
     # the same resolved cell in two experiments has the same key (mask_ratio 15% = BERT's 80/10/10)
     bert = specs.plan(specs.load("mask_replace"), "smoke", [], Path("r"))
     assert bert[0].key == first[0]

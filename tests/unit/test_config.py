@@ -19,6 +19,8 @@ def test_groups_are_the_documented_ones():
     assert groups["trainer"] == ["cpu", "ddp", "gpu"]
     assert groups["logger"] == ["csv", "none", "wandb"]
     assert groups["trick"] == ["asl", "awp", "llrd", "lora", "multi_dropout", "rdrop", "sift"]
+    assert groups["optim"] == ["angle", "finetune", "pretrain", "simcse"]
+    assert groups["budget"] == ["embedding", "finetune", "pretrain"]
 
 
 def test_defaults():
@@ -35,15 +37,23 @@ def test_every_option_composes(group, option):
     cfg = compose([f"{group}={option}"])
     if group == "trick":  # each trick lands under trick.<name>
         assert list(cfg.trick) == [option]
+    elif group in ("optim", "budget"):  # the option's own values, over the schema's keys
+        from omegaconf import OmegaConf
+
+        raw = OmegaConf.to_container(OmegaConf.load(conf_dir() / group / f"{option}.yaml"), resolve=False)
+        own = {k: v for k, v in raw.items() if k != "defaults" and not str(v).startswith("${")}
+        assert set(cfg[group]) == ({"lr", "warmup", "weight_decay", "betas", "eps"} if group == "optim" else
+                                   {"max_steps", "max_epochs", "max_tokens", "max_time"})
+        assert {k: cfg[group][k] for k in own} == own
     else:
         assert cfg[group].name == option.rpartition("/")[2]
 
 
 def test_task_shorthand_and_shared_task_defaults():
-    cfg = compose(["objective=classify", "task=rte", "task.lr=3e-5"])
-    assert cfg.task.name == "rte" and cfg.task.epochs == 10 and cfg.task.lr == 3e-5
-    assert compose(["task=glue/sst2"]).task.epochs == 3  # the shared default
-    assert compose(["task=cola"]).task.warmup_ratio == 0.1
+    cfg = compose(["objective=classify", "task=rte", "optim.lr=3e-5"])
+    assert cfg.task.name == "rte" and cfg.budget.max_epochs == 10 and cfg.optim.lr == 3e-5
+    assert compose(["objective=classify", "task=glue/sst2"]).budget.max_epochs == 3  # the fine-tuning preset
+    assert compose(["objective=classify", "task=cola"]).optim.warmup == 0.1
     assert "task" not in compose([])  # pretraining has no task
 
 
@@ -116,3 +126,68 @@ def test_unknown_key_names_the_valid_keys():
 
 def test_conf_dir_is_the_repo_tree_in_an_editable_install():
     assert (conf_dir() / "config.yaml").is_file()
+
+
+# (overrides, optim.lr, optim.warmup, optim.eps, budget.max_steps, budget.max_epochs): each command's
+# presets, and the user's value over any preset
+PRESETS = [
+    ([], 2.0e-3, 0.06, 1e-6, 800, None),  # pretraining: the tiny size's lr, BERT's Adam eps
+    (["model.size=base"], 1.0e-4, 0.06, 1e-6, 800, None),
+    (["objective=classify", "task=sst2"], 2.0e-5, 0.1, 1e-8, None, 3),
+    (["objective=classify", "task=rte"], 2.0e-5, 0.1, 1e-8, None, 10),  # ELECTRA's 10 epochs
+    (["objective=classify", "task=multilabel/synthetic"], 5.0e-5, 0.1, 1e-8, None, 5),
+    (["objective=classify", "task=multilabel/synthetic", "trick=[lora]"], 4.0e-4, 0.1, 1e-8, None, 5),
+    (["objective=classify", "task=rte", "trick=[lora]", "optim.lr=1e-3", "budget.max_epochs=2"],
+     1e-3, 0.1, 1e-8, None, 2),
+    (["objective=esimcse"], 3.0e-5, 0.0, 1e-8, 800, 1),
+    (["objective=angle_latest"], 2.0e-5, 0.0, 1e-8, 800, 1),
+    (["objective=classify", "task=cola", "optim=pretrain"], 2.0e-3, 0.06, 1e-6, None, 3),
+]
+
+
+@pytest.mark.parametrize("overrides,lr,warmup,eps,steps,epochs", PRESETS)
+def test_optimizer_and_budget_have_one_home_with_presets(overrides, lr, warmup, eps, steps, epochs):
+    cfg = compose(overrides)
+    assert (cfg.optim.lr, cfg.optim.warmup, cfg.optim.eps) == (lr, warmup, eps)
+    assert (cfg.budget.max_steps, cfg.budget.max_epochs) == (steps, epochs)
+
+
+def test_a_family_sets_its_adam_betas_for_pretraining_only():
+    assert list(compose(["model=roberta"]).optim.betas) == [0.9, 0.98]
+    assert list(compose(["model=roberta", "objective=classify", "task=sst2"]).optim.betas) == [0.9, 0.999]
+
+
+@pytest.mark.parametrize("old", sorted(__import__("nlpx.config", fromlist=["RENAMED"]).RENAMED))
+def test_an_old_key_names_its_new_home(old):
+    from nlpx.config import RENAMED
+
+    with pytest.raises(UserError) as e:
+        compose(["objective=classify", "task=sst2", f"{old}=3"])
+    assert str(e.value) == (f"{old}: this setting is now {RENAMED[old]} (one home per setting); "
+                            f"give {RENAMED[old]}=3")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optim.lr=abc", "optim.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),
+    ("budget.max_steps=1.5", "budget.max_steps=1.5: Value '1.5' of type 'float' could not be converted to Integer"),
+])
+def test_the_typed_schemas_reject_a_wrong_type_in_one_line(override, message):
+    with pytest.raises(UserError) as e:
+        compose([override])
+    assert str(e.value) == message
+
+
+def test_a_run_saved_before_optim_and_budget_resumes_with_its_settings():
+    from omegaconf import OmegaConf
+
+    from nlpx.recipes.pretrain import upgraded
+
+    old = OmegaConf.create({
+        "model": {"size": "mini", "optimizer": {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01}},
+        "trainer": {"name": "cpu", "max_steps": 50, "max_time": None, "max_tokens": 900, "warmup": 0.1}})
+    new = upgraded(old)
+    assert OmegaConf.to_container(new) == {
+        "model": {"size": "mini"}, "trainer": {"name": "cpu"},
+        "optim": {"lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01, "betas": [0.9, 0.98], "eps": 1e-6},
+        "budget": {"max_steps": 50, "max_time": None, "max_tokens": 900, "max_epochs": None}}
+    assert upgraded(new) is new  # a current config is left as it is

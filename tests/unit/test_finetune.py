@@ -62,8 +62,8 @@ def test_subset_is_fixed_by_its_seed_and_sorted():
 
 
 def test_linear_warmup_then_linear_decay():
-    cfg = OmegaConf.create({"seed": 0, "task": {"name": "sst2", "lr": 1.0, "weight_decay": 0.01, "adam_betas": [0.9, 0.999],
-                                                 "adam_eps": 1e-8, "warmup_ratio": 0.1, "select": "best"}})
+    cfg = OmegaConf.create({"seed": 0, "task": {"name": "sst2", "select": "best"},
+                            "optim": {"lr": 1.0, "weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "warmup": 0.1}})
     module = FinetuneModule(cfg, torch.nn.Linear(2, 2), None, None, total_steps=20, steps_per_epoch=10)
     opt = module.configure_optimizers()
     optimizer, scheduler = opt["optimizer"], opt["lr_scheduler"]["scheduler"]

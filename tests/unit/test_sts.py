@@ -217,3 +217,17 @@ def test_the_packaged_minilm_defaults_match_its_sentence_transformers_config():
 
     cfg = compose(["eval=sts", "data=glue"])
     assert cfg.model.pooling == "mean" and cfg.eval.max_length is None
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optim.lr=1e-3", "optim.lr=1e-3: `nlpx eval sts` trains nothing; it reads no optim settings"),
+    ("budget.max_steps=5", "budget.max_steps=5: `nlpx eval sts` trains nothing; it reads no budget settings"),
+    ("+optim.x=1", "+optim.x=1: `nlpx eval sts` trains nothing; it reads no optim settings"),
+])
+def test_eval_sts_refuses_training_settings(override, message):
+    from nlpx.recipes.eval_sts import sts_overrides
+
+    with pytest.raises(UserError) as e:
+        sts_overrides(["model.pooling=mean", override])
+    assert str(e.value) == message
+    assert sts_overrides(["model.pooling=mean"])[-1] == "eval=sts"

@@ -52,8 +52,8 @@ EXTRA_PASSES = {"rdrop": (1, 0), "sift": (2, 1), "awp": (1, 1)}
 
 RUN = OmegaConf.create({
     "seed": 0,
-    "task": {"name": "toy", "lr": 1e-3, "weight_decay": 0.01, "adam_betas": [0.9, 0.999], "adam_eps": 1e-8,
-             "warmup_ratio": 0.0, "select": "last"},
+    "task": {"name": "toy", "select": "last"},
+    "optim": {"lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "warmup": 0.0},
     "trainer": {"accumulate_grad_batches": 1, "gradient_clip_val": 1.0},
 })
 
