@@ -8,7 +8,6 @@ import yaml
 
 from nlpx.eval import glue_tasks
 from nlpx.eval.glue_hf import HF_CONFIGS, HFConfig
-from nlpx.eval.glue_submission import SUBMISSION_FILES
 from nlpx.eval.glue_tasks import TASKS, SplitSpec, TaskSpec, get_task
 
 # nlpx.eval.glue_tasks.TASKS as the Python table had it (before the table moved to conf/task/glue/_data)
@@ -110,21 +109,6 @@ OLD_HF_CONFIGS = {
                      label_names=("entailment", "neutral", "contradiction")),
 }
 
-OLD_SUBMISSION_FILES = {
-    ("cola", "test"): "CoLA.tsv",
-    ("sst2", "test"): "SST-2.tsv",
-    ("mrpc", "test"): "MRPC.tsv",
-    ("stsb", "test"): "STS-B.tsv",
-    ("qqp", "test"): "QQP.tsv",
-    ("mnli", "test_matched"): "MNLI-m.tsv",
-    ("mnli", "test_mismatched"): "MNLI-mm.tsv",
-    ("qnli", "test"): "QNLI.tsv",
-    ("rte", "test"): "RTE.tsv",
-    ("wnli", "test"): "WNLI.tsv",
-    ("ax", "test"): "AX.tsv",
-}
-
-
 def test_tasks_from_yaml_equal_the_old_table():
     assert list(TASKS) == list(OLD_TASKS)  # the order too: task lists, reports, the submission zip
     for name, old in OLD_TASKS.items():
@@ -134,7 +118,6 @@ def test_tasks_from_yaml_equal_the_old_table():
 
 def test_hf_layout_and_submission_names_from_yaml_equal_the_old_tables():
     assert list(HF_CONFIGS.items()) == list(OLD_HF_CONFIGS.items())
-    assert list(SUBMISSION_FILES.items()) == list(OLD_SUBMISSION_FILES.items())
 
 
 def test_ax_is_data_but_no_task_option():
