@@ -104,6 +104,33 @@ def check_renamed(overrides: list[str]) -> None:
                             f"give {RENAMED[key]}={o.split('=', 1)[1] if '=' in o else '...'}")
 
 
+# trainer keys only pretraining reads: fine-tuning evaluates the whole dev set after every epoch
+# and keeps its best epoch in memory; embedding training validates on STS pairs, no checkpoints
+PRETRAINING_ONLY = {
+    "trainer.checkpoint_every_n_steps": "checkpoints are pretraining's (a run that {does} keeps none)",
+    "trainer.limit_val_batches": "{command} evaluates on every validation example",
+}
+FINETUNING_UNREAD = {
+    **PRETRAINING_ONLY,
+    "trainer.val_check_interval": "{command} evaluates dev after every epoch (budget.max_epochs sets how many)",
+}
+EMBEDDING_UNREAD = {
+    **PRETRAINING_ONLY,
+    "data.batch_size": "{command} batches objective.batch_size sentences (or pairs, triples)",
+    "data.seq_len": "{command} cuts sentences at objective.max_length tokens",
+}
+
+
+def refuse_unread(overrides: list[str], unread: dict[str, str], command: str, does: str = "fine-tunes") -> None:
+    """A key the command does not read, given on its command line, is an error naming what it reads
+    instead (one home per setting: never silently ignored)."""
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        for prefix, why in unread.items():
+            if key == prefix or key.startswith(prefix + "."):
+                raise UserError(f"{o}: not read by {command}: " + why.format(command=command, does=does))
+
+
 def register_schemas() -> None:
     """The typed schemas the optim/ and budget/ options extend (`defaults: [_schema, _self_]`)."""
     from hydra.core.config_store import ConfigStore

@@ -21,6 +21,7 @@ import math
 import time
 from pathlib import Path
 
+from nlpx.config import EMBEDDING_UNREAD, refuse_unread
 from nlpx.errors import UserError
 from nlpx.rundir import run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
@@ -127,6 +128,7 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
 
     quiet_libraries()
     started = time.time()
+    refuse_unread(overrides, EMBEDDING_UNREAD, "embedding training", does="trains embeddings")
     check_embedding_config(cfg)
     c = cfg.objective
     pooling = check_pooling(cfg.model.get("pooling"))

@@ -17,6 +17,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from nlpx.config import FINETUNING_UNREAD, refuse_unread
 from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_json, atomic_write_text, run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
@@ -70,6 +71,7 @@ def eval_glue(overrides: list[str]) -> dict:
 
     quiet_libraries()
     overrides, resume_dir = _resumed(list(overrides))
+    refuse_unread(overrides, FINETUNING_UNREAD, "nlpx eval glue")
     user = glue_overrides(overrides)
     # task.* keys exist once a task is chosen: they are checked in each task's config below
     cfg = compose([o for o in user if not o.lstrip("+~").startswith("task.")])

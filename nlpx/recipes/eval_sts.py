@@ -46,7 +46,7 @@ def sts_overrides(overrides: list[str]) -> list[str]:
     for o in overrides:
         key, _, value = o.partition("=")
         key = key.lstrip("+~")
-        if key.split(".")[0] in ("optim", "budget"):
+        if key.split(".")[0] in ("optim", "budget", "trainer"):
             raise UserError(f"{o}: `nlpx eval sts` trains nothing; it reads no {key.split('.')[0]} settings")
         if key in ("eval", "objective", "task", "trick", "resume"):
             raise UserError(f"{o}: `nlpx eval sts` takes no {key} (it trains nothing)" if key != "eval" else

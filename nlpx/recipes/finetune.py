@@ -7,6 +7,7 @@ import logging
 import math
 from pathlib import Path
 
+from nlpx.config import FINETUNING_UNREAD, refuse_unread
 from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_json, run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
@@ -155,6 +156,7 @@ def finetune_run(cfg, overrides: list[str]) -> dict:
     from nlpx.finetune.model import checkpoint_path
 
     quiet_libraries()
+    refuse_unread(overrides, FINETUNING_UNREAD, "fine-tuning")
     check_finetune_config(cfg)
     path = checkpoint_path(cfg)
     data = load_task_data(cfg, load_tokenizer(path, key="model.pretrained"))

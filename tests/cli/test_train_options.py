@@ -123,6 +123,14 @@ def test_static_masking_and_token_budget(small):
     assert 1000 <= s["tokens_seen"] < 1000 + 8 * 64  # stops at the first batch past the budget
 
 
+def test_fine_tuning_refuses_a_trainer_key_it_does_not_read(pretrained_run, glue_dir, tmp_path):
+    runs = tmp_path / "runs"
+    with pytest.raises(UserError, match=r"^trainer.val_check_interval=1: not read by fine-tuning"):
+        run(["objective=classify", *finetune_overrides(pretrained_run, glue_dir), f"runs_dir={runs}",
+             "trainer.val_check_interval=1"])
+    assert not runs.exists()
+
+
 def test_a_task_is_read_by_fine_tuning_only(small):
     with pytest.raises(UserError, match="task=sst2: a task is read by fine-tuning"):
         run(small("task=sst2"))

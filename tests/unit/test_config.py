@@ -191,3 +191,28 @@ def test_a_run_saved_before_optim_and_budget_resumes_with_its_settings():
         "optim": {"lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01, "betas": [0.9, 0.98], "eps": 1e-6},
         "budget": {"max_steps": 50, "max_time": None, "max_tokens": 900, "max_epochs": None}}
     assert upgraded(new) is new  # a current config is left as it is
+
+
+@pytest.mark.parametrize("override,unread,command,message", [
+    ("trainer.val_check_interval=5", "FINETUNING_UNREAD", "fine-tuning",
+     "trainer.val_check_interval=5: not read by fine-tuning: fine-tuning evaluates dev after every epoch "
+     "(budget.max_epochs sets how many)"),
+    ("trainer.checkpoint_every_n_steps=5", "FINETUNING_UNREAD", "nlpx eval glue",
+     "trainer.checkpoint_every_n_steps=5: not read by nlpx eval glue: checkpoints are pretraining's "
+     "(a run that fine-tunes keeps none)"),
+    ("+trainer.limit_val_batches=2", "EMBEDDING_UNREAD", "embedding training",
+     "+trainer.limit_val_batches=2: not read by embedding training: embedding training evaluates on every "
+     "validation example"),
+    ("data.batch_size=8", "EMBEDDING_UNREAD", "embedding training",
+     "data.batch_size=8: not read by embedding training: embedding training batches objective.batch_size "
+     "sentences (or pairs, triples)"),
+])
+def test_a_key_the_command_does_not_read_is_an_error(override, unread, command, message):
+    import nlpx.config
+    from nlpx.config import refuse_unread
+
+    table = getattr(nlpx.config, unread)
+    with pytest.raises(UserError) as e:
+        refuse_unread(["model.pooling=mean", override], table, command)
+    assert str(e.value) == message
+    refuse_unread(["trainer.log_every_n_steps=1", "trainer.val_check_intervals=3"], table, command)  # read / other keys

@@ -223,6 +223,8 @@ def test_the_packaged_minilm_defaults_match_its_sentence_transformers_config():
     ("optim.lr=1e-3", "optim.lr=1e-3: `nlpx eval sts` trains nothing; it reads no optim settings"),
     ("budget.max_steps=5", "budget.max_steps=5: `nlpx eval sts` trains nothing; it reads no budget settings"),
     ("+optim.x=1", "+optim.x=1: `nlpx eval sts` trains nothing; it reads no optim settings"),
+    ("trainer.precision=bf16-mixed", "trainer.precision=bf16-mixed: `nlpx eval sts` trains nothing; it reads no "
+                                     "trainer settings"),
 ])
 def test_eval_sts_refuses_training_settings(override, message):
     from nlpx.recipes.eval_sts import sts_overrides
