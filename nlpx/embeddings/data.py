@@ -146,28 +146,30 @@ def load_pairs(data_cfg) -> EmbeddingData:
                          {"pairs": len(rows), "sets": {s.name: len(s.pairs) for s in sets}})
 
 
-class Triples:
+class _RecordData:
+    """A data= option of records for the embedding objectives: its `kind` and its reader."""
+
+    kind = ""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def read(self) -> EmbeddingData:
+        return type(self).load(self.cfg)
+
+
+class Triples(_RecordData):
     """data=triples: (anchor, positive[, negative]) lines of .jsonl files."""
 
     kind = "triples"
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def read(self) -> EmbeddingData:
-        return load_triples(self.cfg)
+    load = staticmethod(load_triples)
 
 
-class ScoredPairs:
+class ScoredPairs(_RecordData):
     """data=pairs: STS-B's split of data.glue_dir and/or files of scored pairs."""
 
     kind = "pairs"
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def read(self) -> EmbeddingData:
-        return load_pairs(self.cfg)
+    load = staticmethod(load_pairs)
 
 
 def load_data(kind: str, data_cfg, objective_cfg) -> EmbeddingData:

@@ -34,8 +34,8 @@ def decay_groups(parameters, weight_decay: float) -> list[dict]:
 class OptimizerSettings:
     lr: float
     weight_decay: float
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    betas: tuple[float, float]
+    eps: float
 
     @classmethod
     def from_cfg(cls, optim) -> "OptimizerSettings":
