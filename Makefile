@@ -31,8 +31,9 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/nlpx train
 
+# one pytest-xdist worker per core; worksteal keeps a core from idling behind one long test
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/cli_latency.py

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+# `make test` runs one pytest-xdist worker per core: each worker (and the CLI processes it starts,
+# which inherit the variable) gets its share of the cores, not torch's default of all of them,
+# which would oversubscribe the machine. Set before any test module imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
+
 REPO = Path(__file__).resolve().parents[1]
 NLPX = [sys.executable, "-m", "nlpx.cli"]
 
@@ -37,6 +44,23 @@ def small(cache_dir, tmp_path):
                 f"trainer.checkpoint_every_n_steps={steps}", "trainer.limit_val_batches=2", *extra]
 
     return make
+
+
+def cli(*args: str, cache_dir: Path):
+    """`nlpx ARGS` run in this process through typer's test runner: the exit code, stdout and
+    stderr the console script would give, without a second interpreter's ~6 s of imports. Tests
+    of what only a real process shows (signals, DDP's relaunch, log lines, the entry point) start
+    one with NLPX instead. An unexpected exception is raised again, traceback and all."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from nlpx.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"NLPX_CACHE": str(cache_dir), "NLPX_RUN_ID": None})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def cli_env(cache_dir: Path) -> dict:

@@ -1,4 +1,6 @@
-"""The CLI end to end, in subprocesses: help, errors, a full run directory, export, resume, multirun."""
+"""The CLI end to end: help, errors, a full run directory, export, resume, multirun. In subprocesses
+where the process is what is tested (the console script's exit code, a kill, DDP, Hydra's
+launcher); the other errors in process."""
 
 import json
 import signal
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import NLPX, REPO, SMALL, cli_env
+from tests.conftest import NLPX, REPO, SMALL, cli, cli_env
 
 
 def nlpx(*args, cache_dir, timeout=300):
@@ -46,14 +48,14 @@ def test_unknown_option_exits_2_naming_valid_options(cache_dir):
     (["resume=/no/such/run"], "resume=/no/such/run: not an nlpx run directory"),
 ])
 def test_user_errors_are_one_line_exit_2(args, fragment, cache_dir, tmp_path):
-    out = nlpx("train", *SMALL, f"runs_dir={tmp_path}", *args, cache_dir=cache_dir)
+    out = cli("train", *SMALL, f"runs_dir={tmp_path}", *args, cache_dir=cache_dir)
     assert out.returncode == 2, out.stderr
     assert fragment in out.stderr and "Traceback" not in out.stderr
     assert not list(tmp_path.rglob("*.yaml")) and not list(tmp_path.rglob("summary.json"))
 
 
 def test_config_prints_yaml_and_parameter_count(cache_dir):
-    out = nlpx("config", "model.size=mini", cache_dir=cache_dir)
+    out = cli("config", "model.size=mini", cache_dir=cache_dir)
     assert out.returncode == 0
     assert "num_hidden_layers: 4" in out.stdout and "# parameters: " in out.stdout
 
@@ -154,7 +156,7 @@ def test_empty_corpus_exits_2_and_writes_nothing(cache_dir, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "blank.txt").write_text("\n \n\n")
-    out = nlpx("train", *SMALL, "data=text", f"data.paths=[{corpus}]", f"runs_dir={tmp_path / 'runs'}",
+    out = cli("train", *SMALL, "data=text", f"data.paths=[{corpus}]", f"runs_dir={tmp_path / 'runs'}",
                cache_dir=cache_dir)
     assert out.returncode == 2
     assert "data.paths: no text found in 1 file(s)" in out.stderr and "Traceback" not in out.stderr

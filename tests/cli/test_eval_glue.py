@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from nlpx.eval.glue_reader import read_split
 from nlpx.recipes.eval_glue import eval_glue
 from nlpx.eval.glue_submission import SUBMISSION_FILES
 from nlpx.recipes.train import train
-from tests.conftest import NLPX, REPO, cli_env, finetune_overrides
+from tests.conftest import cli, finetune_overrides
 from tests.glue_fixture import write_glue
 
 QUICK = ["logger=none", "task.batch_size=8", "budget.max_epochs=1", "trainer.log_every_n_steps=100"]
@@ -41,8 +40,7 @@ def read_tsv(path: Path) -> list[list[str]]:
 
 
 def test_eval_glue_end_to_end_writes_every_output(pretrained_run, glue_dir, tmp_path, cache_dir):
-    out = subprocess.run([*NLPX, "eval", "glue", *args(pretrained_run, glue_dir, tmp_path), "eval.seeds=[0,1]"],
-                         cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True, timeout=600)
+    out = cli("eval", "glue", *args(pretrained_run, glue_dir, tmp_path), "eval.seeds=[0,1]", cache_dir=cache_dir)
     assert out.returncode == 0, out.stderr
     assert "GLUE score (all 9 tasks)" in out.stdout and "Protocol: dev split; seeds 0, 1" in out.stdout
     (run,) = (tmp_path / "glue").iterdir()
@@ -170,8 +168,7 @@ def test_malformed_row_exits_2_naming_file_and_line_before_writing(pretrained_ru
     lines = path.read_text().splitlines()
     lines[3] = lines[3].rsplit("\t", 1)[0] + "\tmaybe"
     path.write_text("\n".join(lines) + "\n")
-    out = subprocess.run([*NLPX, "eval", "glue", *args(pretrained_run, glue, tmp_path / "runs")], cwd=REPO,
-                         env=cli_env(cache_dir), capture_output=True, text=True, timeout=300)
+    out = cli("eval", "glue", *args(pretrained_run, glue, tmp_path / "runs"), cache_dir=cache_dir)
     assert out.returncode == 2
     assert out.stderr.strip() == (f"nlpx: error: {path}:4: unknown label 'maybe' in column 'label' "
                                   "(valid: entailment, not_entailment)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from scipy import stats
 
 from nlpx.errors import UserError
 from nlpx.recipes.eval_sts import eval_sts
-from tests.conftest import NLPX, REPO, cli_env
+from tests.conftest import cli
 
 
 def write_pairs(folder: Path) -> tuple[Path, Path]:
@@ -29,11 +28,9 @@ def write_pairs(folder: Path) -> tuple[Path, Path]:
 def test_eval_sts_end_to_end(pretrained_run, glue_dir, tmp_path, cache_dir):
     jsonl, tsv = write_pairs(tmp_path)
     runs = tmp_path / "runs"
-    out = subprocess.run([*NLPX, "eval", "sts", f"model.pretrained={pretrained_run}", f"data.glue_dir={glue_dir}",
-                          f"runs_dir={runs}", "logger=none", "model.pooling=cls", f"eval.files=[{jsonl},{tsv}]",
-                          "eval.columns.sentence1=s1", "eval.columns.sentence2=s2", "eval.columns.score=gold",
-                          "eval.batch_size=5"],
-                         cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True, timeout=300)
+    out = cli("eval", "sts", f"model.pretrained={pretrained_run}", f"data.glue_dir={glue_dir}", f"runs_dir={runs}",
+              "logger=none", "model.pooling=cls", f"eval.files=[{jsonl},{tsv}]", "eval.columns.sentence1=s1",
+              "eval.columns.sentence2=s2", "eval.columns.score=gold", "eval.batch_size=5", cache_dir=cache_dir)
     assert out.returncode == 0, out.stderr
     assert "Spearman" in out.stdout and "examples/s" in out.stdout and "stsb-dev" in out.stdout
     (run,) = (runs / "sts").iterdir()
@@ -72,9 +69,8 @@ def test_bad_input_is_one_line_exit_2_and_no_run_directory(pretrained_run, glue_
     bad.write_text('{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": "b"}\n')
     extra = ["model.pooling=avg"] if case == "pooling" else [f"eval.files=[{bad}]"]
     runs = tmp_path / "runs"
-    out = subprocess.run([*NLPX, "eval", "sts", f"model.pretrained={pretrained_run}", f"data.glue_dir={glue_dir}",
-                          f"runs_dir={runs}", "logger=none", *extra],
-                         cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True, timeout=300)
+    out = cli("eval", "sts", f"model.pretrained={pretrained_run}", f"data.glue_dir={glue_dir}", f"runs_dir={runs}",
+              "logger=none", *extra, cache_dir=cache_dir)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr

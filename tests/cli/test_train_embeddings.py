@@ -4,7 +4,6 @@ summaries, STS validation before/after, the sentence-transformers export, and ex
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 from nlpx.config import compose
 from nlpx.errors import UserError
 from nlpx.recipes.train import train
-from tests.conftest import NLPX, REPO, cli_env, embedding_overrides
+from tests.conftest import cli, embedding_overrides
 
 
 def run(overrides):
@@ -115,8 +114,8 @@ def test_bad_embedding_runs_exit_2_before_any_output(pretrained_run, glue_dir, t
 
 
 def test_missing_model_is_exit_2_from_the_command_line(glue_dir, tmp_path, cache_dir):
-    out = subprocess.run([*NLPX, "train", "objective=simcse", *SYNTHETIC, f"runs_dir={tmp_path / 'runs'}",
-                          "logger=none"], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True, timeout=300)
+    out = cli("train", "objective=simcse", *SYNTHETIC, f"runs_dir={tmp_path / 'runs'}", "logger=none",
+              cache_dir=cache_dir)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == ("nlpx: error: objective=simcse trains a pretrained encoder: give "
                                                    "model.pretrained=PATH (an nlpx run directory, a local HF checkpoint "

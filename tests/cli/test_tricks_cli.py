@@ -14,8 +14,7 @@ import torch
 from nlpx.config import compose
 from nlpx.recipes.eval_glue import eval_glue
 from nlpx.recipes.train import train
-from tests.cli.test_cli_e2e import nlpx
-from tests.conftest import finetune_overrides
+from tests.conftest import cli, finetune_overrides
 
 
 def run(overrides):
@@ -78,7 +77,7 @@ def test_tricks_that_cannot_apply_exit_2_before_any_output(pretrained_run, glue_
                   "trick=sift: cannot apply to this run: GPT-2 has no layer-normalised word embeddings"))
     for i, (overrides, message) in enumerate(cases):
         runs = tmp_path / f"runs{i}"
-        out = nlpx("train", *overrides, f"runs_dir={runs}", "logger=none", cache_dir=cache_dir)
+        out = cli("train", *overrides, f"runs_dir={runs}", "logger=none", cache_dir=cache_dir)
         assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
         assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
         assert not runs.exists()
