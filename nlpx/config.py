@@ -222,6 +222,16 @@ def _full_option(options: list[str], value: str) -> str:
     return matches[0] if len(matches) == 1 else value
 
 
+def override_value(v) -> str:
+    """A value as Hydra's override grammar reads it back (key=<this>): lists in brackets, booleans
+    in lower case."""
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(override_value(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
 def to_yaml(cfg) -> str:
     from omegaconf import OmegaConf
 

@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nlpx.config import override_value
 from nlpx.errors import UserError
 
 COMMANDS = ("train", "eval glue", "eval sts")
@@ -203,7 +204,7 @@ def _cross_axes(arms: dict, axes, stages: list[str], where: str) -> dict:
         raise UserError(f"{where}: axes: a mapping key -> non-empty list of values")
     combos = []
     for values in itertools.product(*axes.values()):
-        pairs = [f"{k}={_value(v)}" for k, v in zip(axes, values)]
+        pairs = [f"{k}={override_value(v)}" for k, v in zip(axes, values)]
         combos.append((",".join(pairs), pairs))
     if not arms:
         return {name: {stages[0]: tuple(pairs)} for name, pairs in combos}
@@ -214,14 +215,6 @@ def _cross_axes(arms: dict, axes, stages: list[str], where: str) -> dict:
             merged[stages[0]] = tuple(merged.get(stages[0], ())) + tuple(pairs)
             out[f"{arm}/{name}"] = merged
     return out
-
-
-def _value(v) -> str:
-    if isinstance(v, list):
-        return "[" + ",".join(_value(x) for x in v) + "]"
-    if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
 
 
 # -- the grid ---------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """GLUE results over seeds -> results.json / .csv / .md and the terminal table, leaderboard style.
 
 One row per task: each official metric as mean ± std over seeds (x100, as the leaderboard), the
-task score (mean of the task's metrics) with its mean ± std and median, the seeds, and the kept
-epoch of each seed; then the GLUE score row, and the protocol under the table.
+task score (mean of the task's metrics) with its mean ± std and median, the majority-class score
+(a score that does not beat it is marked †), the seeds, and the kept epoch of each seed (with a
+recipe search: the winning configuration's); then the GLUE score row, and the protocol under the
+table.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def _speeds(values: list) -> dict:
     return aggregate(values) if values else {"mean": math.nan, "std": math.nan, "median": math.nan, "n": 0}
 
 
+def at_most_majority(score: dict, majority: dict | None) -> bool:
+    """A task (or GLUE) score whose mean does not beat the majority-class score: nothing learned."""
+    return bool(majority) and math.isfinite(score["mean"]) and score["mean"] <= majority["score"] + 1e-12
+
+
 def glue_row(rows: list[dict]) -> dict | None:
     """The GLUE score: the mean of the task scores' means over the tasks with numbers; its spread
     is that of the per-seed GLUE scores (seed k's mean over tasks), when all tasks share the seeds."""
@@ -55,8 +62,11 @@ def glue_row(rows: list[dict]) -> dict | None:
     if all(r["seeds"] == seeds for r in ok):
         per_seed = [sum(r["per_seed"][i]["score"] for r in ok) / len(ok) for i in range(len(seeds))]
     spread = aggregate(per_seed) if per_seed else {"std": math.nan, "median": math.nan, "n": len(seeds)}
+    majority = None
+    if all(r.get("majority") for r in ok):
+        majority = {"score": glue_score({r["task"]: r["majority"]["score"] for r in ok})[0]}
     return {"score": {**spread, "mean": mean}, "covered": covered,
-            "missing": [t for t in GLUE_TASKS if t not in covered], "per_seed": per_seed}
+            "missing": [t for t in GLUE_TASKS if t not in covered], "per_seed": per_seed, "majority": majority}
 
 
 def protocol_lines(settings: dict) -> list[str]:
@@ -70,6 +80,14 @@ def protocol_lines(settings: dict) -> list[str]:
     if settings.get("from_mnli"):
         lines.append("RTE, MRPC and STS-B start from the MNLI-fine-tuned weights of the same seed "
                      "(eval.from_mnli=true).")
+    lines.append("Majority: the score of predicting the training set's most frequent class for every dev "
+                 "example (STS-B: 0, a constant has no correlation); † marks a score that does not beat it.")
+    search = settings.get("search")
+    if search:
+        space = "; ".join(f"{k} in {v}" for k, v in search["space"].items())
+        lines.append(f"Recipe search ({search['from']}): {space}; every configuration x every seed; per task "
+                     f"the configuration with the best median dev score is reported (Config); "
+                     f"{settings['fine_tunings']} fine-tunings in all.")
     return lines
 
 
@@ -82,22 +100,31 @@ def _pm(agg: dict) -> str:
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the human table (markdown and terminal share them)."""
-    header = ["Task", "Metrics (mean ± std)", "Score", "Median", "Seeds", "Kept epoch"]
+    searched = bool(report["settings"].get("search"))
+    header = ["Task", "Metrics (mean ± std)", "Score", "Median", "Majority", "Seeds", "Kept epoch"]
+    header += ["Config"] if searched else []
     rows = []
     for r in report["tasks"]:
         name = DISPLAY[r["task"]]
         if r["status"] != "ok":
-            rows.append([name, STATUS_TEXT[r["status"]], "", "", "", ""])
+            rows.append([name, STATUS_TEXT[r["status"]], "", "", "", "", ""] + [""] * searched)
             continue
         metrics = " / ".join(f"{METRIC_NAMES[m]} {_pm(a)}" for m, a in r["metrics"].items())
-        rows.append([name, metrics, _pm(r["score"]), f"{100 * r['score']['median']:.1f}",
-                     str(len(r["seeds"])), ", ".join(f"{e:g}" for e in r["epochs"])])
+        majority = r.get("majority")
+        mark = " †" if at_most_majority(r["score"], majority) else ""
+        rows.append([name, metrics, _pm(r["score"]) + mark, f"{100 * r['score']['median']:.1f}",
+                     f"{100 * majority['score']:.1f}" if majority else "",
+                     str(len(r["seeds"])), ", ".join(f"{e:g}" for e in r["epochs"])]
+                    + ([r["search"]["winner"]] if searched else []))
     g = report["glue"]
     if g is not None:
         covers = "all 9 tasks" if not g["missing"] else ", ".join(DISPLAY[t] for t in g["covered"])
         median = g["score"]["median"]
-        rows.append([f"GLUE score ({covers})", "", _pm(g["score"]),
-                     f"{100 * median:.1f}" if math.isfinite(median) else "", "", ""])
+        majority = g.get("majority")
+        mark = " †" if at_most_majority(g["score"], majority) else ""
+        rows.append([f"GLUE score ({covers})", "", _pm(g["score"]) + mark,
+                     f"{100 * median:.1f}" if math.isfinite(median) else "",
+                     f"{100 * majority['score']:.1f}" if majority else "", "", ""] + [""] * searched)
     return header, rows
 
 
@@ -115,7 +142,7 @@ def to_csv(report: dict) -> str:
     metric_names = [m for t in TASKS.values() if t.in_glue_score
                     for m in (("acc_m", "acc_mm") if t.name == "mnli" else t.metrics)]
     metric_names = list(dict.fromkeys(metric_names))
-    fields = ["task", "status", "seeds", "score_mean", "score_std", "score_median"]
+    fields = ["task", "status", "seeds", "score_mean", "score_std", "score_median", "majority_score", "config"]
     fields += [f"{m}_{s}" for m in metric_names for s in ("mean", "std", "median")]
     fields += ["kept_epochs"]
     buf = io.StringIO()
@@ -129,7 +156,9 @@ def to_csv(report: dict) -> str:
     for r in report["tasks"]:
         row = {"task": r["task"], "status": r["status"]}
         if r["status"] == "ok":
-            row.update(seeds=" ".join(map(str, r["seeds"])), kept_epochs=" ".join(f"{e:g}" for e in r["epochs"]))
+            row.update(seeds=" ".join(map(str, r["seeds"])), kept_epochs=" ".join(f"{e:g}" for e in r["epochs"]),
+                       majority_score=scaled(r["majority"], "score") if r.get("majority") else "",
+                       config=r["search"]["winner"] if r.get("search") else "")
             for s in ("mean", "std", "median"):
                 row[f"score_{s}"] = scaled(r["score"], s)
                 for m, agg in r["metrics"].items():
@@ -138,7 +167,8 @@ def to_csv(report: dict) -> str:
     g = report["glue"]
     if g is not None:
         writer.writerow({"task": "glue", "status": "covers " + " ".join(g["covered"]),
-                         **{f"score_{s}": scaled(g["score"], s) for s in ("mean", "std", "median")}})
+                         **{f"score_{s}": scaled(g["score"], s) for s in ("mean", "std", "median")},
+                         "majority_score": scaled(g["majority"], "score") if g.get("majority") else ""})
     return buf.getvalue()
 
 

@@ -13,12 +13,17 @@ stops the command with one line and nothing written. A finished task x seed leav
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from nlpx.config import FINETUNING_UNREAD, refuse_unread
 from nlpx.errors import UserError
+from nlpx.eval.glue_metrics import majority_score
+from nlpx.eval.glue_search import config_name, configurations, pick, resolve_space
 from nlpx.rundir import atomic_write_json, atomic_write_text, run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
 
@@ -42,8 +47,6 @@ def glue_overrides(overrides: list[str]) -> list[str]:
 
 def _resumed(overrides: list[str]) -> tuple[list[str], Path | None]:
     """resume=RUN_DIR: the eval's own first command line, with the same run id."""
-    from omegaconf import OmegaConf
-
     resume = [o for o in overrides if o.startswith("resume=")]
     if not resume:
         return overrides, None
@@ -92,9 +95,11 @@ def eval_glue(overrides: list[str]) -> dict:
         raise UserError(f"eval.submission_seed={ev.submission_seed}: not one of eval.seeds (or 'best')")
     model_path = checkpoint_path(cfg)
     tokenizer = load_tokenizer(model_path, key="model.pretrained")
+    space, space_from = resolve_space(ev, model_path, overrides)
+    configs = configurations(space)  # [[]] without a search
 
     # everything that can be wrong with the data shows before anything is written
-    task_cfgs, data, status = {}, {}, {}
+    task_cfgs, data, status, majority = {}, {}, {}, {}
     for t in tasks:
         present = present_splits(glue_dir, t)
         if not present["dev"]:
@@ -104,10 +109,20 @@ def eval_glue(overrides: list[str]) -> dict:
             status[t] = "no train data"
             log.warning("GLUE %s: dev data present but no training split under %s: not fine-tuned", t, glue_dir)
             continue
-        task_cfg = compose(user + [f"task=glue/{t}"])
-        check_finetune_config(task_cfg)
-        task_cfgs[t] = task_cfg
-        data[t] = load_task_data(task_cfg, tokenizer, with_test=bool(ev.predict_test))
+        task_cfgs[t] = {}
+        loaded = {}  # a search over task.max_length (say) reads the data again; over optim.lr it does not
+        for config in configs:
+            task_cfg = compose(user + [f"task=glue/{t}"] + config)
+            check_finetune_config(task_cfg)
+            task_cfgs[t][config_name(config)] = task_cfg
+            key = json.dumps([OmegaConf.to_container(task_cfg.task, resolve=True),
+                              OmegaConf.to_container(task_cfg.data, resolve=True)], sort_keys=True, default=str)
+            if key not in loaded:
+                loaded[key] = load_task_data(task_cfg, tokenizer, with_test=bool(ev.predict_test))
+            data.setdefault(t, {})[config_name(config)] = loaded[key]
+        first = next(iter(data[t].values()))
+        majority[t] = majority_score(t, first.train.encoded.labels,
+                                     {s.score_as: s.encoded.labels for s in first.dev})
         status[t] = "ok"
     if not task_cfgs:
         raise UserError(f"data.glue_dir={glue_dir}: no GLUE task with both train and dev data "
@@ -123,30 +138,40 @@ def eval_glue(overrides: list[str]) -> dict:
     with Run.start(cfg, overrides, run_dir_for(cfg), resume_step=-1 if resumed else None,
                    write_config=not resumed, fresh=not resumed) as run:
         run_dir = run.run_dir
-        results: dict[str, list[dict]] = {}
-        n_units, k = len(order) * len(seeds), 0
+        results: dict[str, dict[str, list[dict]]] = {}
+        winners: dict[str, str] = {}
+        n_units, k = len(order) * len(configs) * len(seeds), 0
         for t in order:
-            for seed in seeds:
-                k += 1
-                log.info("GLUE %s, seed %d (%d/%d)", t, seed, k, n_units)
-                results.setdefault(t, []).append(_unit(task_cfgs[t], data[t], t, seed, run_dir, model_path,
-                                                       from_mnli=from_mnli))
-        report = _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli)
-        _write_outputs(report, results, run)
+            for name, task_cfg in task_cfgs[t].items():
+                # one configuration's seeds side by side; without a search, the task's folder itself
+                home = run_dir / t / name if space else run_dir / t
+                for seed in seeds:
+                    k += 1
+                    log.info("GLUE %s%s, seed %d (%d/%d)", t, f" {name}" if space else "", seed, k, n_units)
+                    start = None
+                    if from_mnli and t in FROM_MNLI:
+                        start = _unit_home(run_dir, "mnli", winners["mnli"], space) / f"seed{seed}" / "hf"
+                    results.setdefault(t, {}).setdefault(name, []).append(
+                        _unit(task_cfg, data[t][name], t, seed, home / f"seed{seed}", model_path, start=start,
+                              export=from_mnli and t == "mnli"))
+            winners[t], _ = pick(results[t])
+        search = {"space": space, "from": space_from, "fine_tunings": n_units} if space else None
+        report = _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli, majority, search)
+        _write_outputs(report, {t: results[t][winners[t]] for t in results}, run)
         _record_in_pretraining_run(model_path, report)
         _log_report(run, report)
         return report
 
 
-def _unit(cfg, data, task: str, seed: int, run_dir: Path, model_path: Path, *, from_mnli: bool) -> dict:
-    import json
+def _unit_home(run_dir: Path, task: str, name: str, space: dict) -> Path:
+    return run_dir / task / name if space else run_dir / task
 
-    from omegaconf import OmegaConf
 
+def _unit(cfg, data, task: str, seed: int, unit_dir: Path, model_path: Path, *, start: Path | None,
+          export: bool) -> dict:
     from nlpx.recipes.finetune import finetune
     from nlpx.run.loggers import JsonlLogger
 
-    unit_dir = run_dir / task / f"seed{seed}"
     done = unit_dir / "result.json"
     if done.is_file():
         log.info("  done before: %s", done)
@@ -155,32 +180,43 @@ def _unit(cfg, data, task: str, seed: int, run_dir: Path, model_path: Path, *, f
     unit_dir.mkdir(parents=True)
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     cfg.seed = seed
-    cfg.task.export = from_mnli and task == "mnli"  # only MNLI's weights are needed again
-    start, new_head = model_path, False
-    if from_mnli and task in FROM_MNLI:
-        start, new_head = run_dir / "mnli" / f"seed{seed}" / "hf", True
+    cfg.task.export = export  # only MNLI's weights are needed again (eval.from_mnli)
     # a unit logs only to its own metrics.jsonl; the evaluation's loggers get the table
     with Run(cfg, unit_dir, [JsonlLogger(unit_dir / "metrics.jsonl")], fresh=False) as unit:
-        return finetune(cfg, data, model_path=start, run=unit, new_head=new_head,
+        return finetune(cfg, data, model_path=start or model_path, run=unit, new_head=start is not None,
                         predict_test=bool(cfg.eval.predict_test), strict_tricks=False)
 
 
-def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli) -> dict:
+def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli, majority, search) -> dict:
     from nlpx.eval.glue_report import glue_row, task_row
 
-    rows = [task_row(t, results[t]) if t in results else {"task": t, "status": status[t]} for t in tasks]
-    selects = {str(c.task.select) for c in task_cfgs.values()}
+    rows = []
+    for t in tasks:
+        if t not in results:
+            rows.append({"task": t, "status": status[t]})
+            continue
+        winner, table = pick(results[t])
+        row = task_row(t, results[t][winner])
+        row["majority"] = majority[t]
+        if search:
+            row["search"] = {"winner": winner, "configs": table}
+        rows.append(row)
+    # the settings each task was reported with: its winning configuration's
+    chosen = {t: task_cfgs[t][pick(results[t])[0]] for t in results}
+    selects = {str(c.task.select) for c in chosen.values()}
     settings = {"split": "dev", "seeds": [int(s) for s in cfg.eval.seeds],
                 "select": selects.pop() if len(selects) == 1 else "mixed",
-                "epochs": {t: int(c.budget.max_epochs) for t, c in task_cfgs.items()},
-                "max_steps": {t: c.budget.max_steps for t, c in task_cfgs.items() if c.budget.max_steps},
-                "max_train_examples": {t: c.task.max_train_examples for t, c in task_cfgs.items()
+                "epochs": {t: int(c.budget.max_epochs) for t, c in chosen.items()},
+                "max_steps": {t: c.budget.max_steps for t, c in chosen.items() if c.budget.max_steps},
+                "max_train_examples": {t: c.task.max_train_examples for t, c in chosen.items()
                                        if c.task.max_train_examples},
                 # the report's names of the settings, read from their homes (optim, task)
                 "hyperparameters": {t: {"lr": c.optim.lr, "batch_size": c.task.batch_size,
                                         "max_length": c.task.max_length, "warmup_ratio": c.optim.warmup,
-                                        "weight_decay": c.optim.weight_decay} for t, c in task_cfgs.items()},
-                "from_mnli": from_mnli, "submission_seed": str(cfg.eval.submission_seed)}
+                                        "weight_decay": c.optim.weight_decay} for t, c in chosen.items()},
+                "from_mnli": from_mnli, "submission_seed": str(cfg.eval.submission_seed),
+                "search": search,
+                "fine_tunings": sum(len(r) for per_config in results.values() for r in per_config.values())}
     return {"model": str(model_path), "run_dir": str(run_dir), "glue_dir": str(cfg.data.glue_dir),
             "pooling": str(cfg.model.get("pooling")), "tasks": rows, "glue": glue_row(rows), "settings": settings}
 

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from nlpx.tricks.base import TaskInfo
 
+RDROP_REDUCTIONS = ("sum", "mean")
+
 
 def _bernoulli_logprobs(logits: torch.Tensor) -> torch.Tensor:
     """Per label [log(1-p), log p]: multi-label outputs as independent two-class distributions."""
@@ -21,18 +23,23 @@ def _logprobs(logits: torch.Tensor, task: TaskInfo) -> torch.Tensor:
     return _bernoulli_logprobs(logits.float()) if task.multilabel else F.log_softmax(logits.float(), dim=-1)
 
 
-def rdrop_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, task: TaskInfo) -> torch.Tensor:
-    """R-Drop: 1/2 (KL(p||q) + KL(q||p)), summed over classes (over labels for multi-label),
-    averaged over the batch (the paper's code sums over the batch while averaging the task loss;
-    the mean keeps alpha independent of the batch size). Regression: the mean squared difference
-    of the two scores. Both directions carry gradients, as in the paper's code."""
+def rdrop_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, task: TaskInfo, reduction: str = "sum") -> torch.Tensor:
+    """R-Drop: 1/2 (KL(p||q) + KL(q||p)), summed over classes (over labels for multi-label) and,
+    with reduction="sum", summed over the batch as the paper's code does (its alpha values assume
+    that sum, while the task loss is a mean); "mean" averages over the batch instead, an alpha
+    independent of the batch size (B times weaker at the same alpha). Regression: the squared
+    difference of the two scores, reduced the same way. Both directions carry gradients, as in
+    the paper's code."""
+    if reduction not in RDROP_REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r} (valid: {', '.join(RDROP_REDUCTIONS)})")
     if task.regression:
-        return F.mse_loss(p_logits.float().squeeze(-1), q_logits.float().squeeze(-1))
-    lp, lq = _logprobs(p_logits, task), _logprobs(q_logits, task)
-    kl_pq = (lp.exp() * (lp - lq)).sum(-1)
-    kl_qp = (lq.exp() * (lq - lp)).sum(-1)
-    per_example = 0.5 * (kl_pq + kl_qp)
-    return per_example.reshape(len(p_logits), -1).sum(-1).mean()
+        per_example = (p_logits.float().squeeze(-1) - q_logits.float().squeeze(-1)) ** 2
+    else:
+        lp, lq = _logprobs(p_logits, task), _logprobs(q_logits, task)
+        kl_pq = (lp.exp() * (lp - lq)).sum(-1)
+        kl_qp = (lq.exp() * (lq - lp)).sum(-1)
+        per_example = (0.5 * (kl_pq + kl_qp)).reshape(len(p_logits), -1).sum(-1)
+    return per_example.sum() if reduction == "sum" else per_example.mean()
 
 
 def sift_symmetric_kl(logits: torch.Tensor, target: torch.Tensor, task: TaskInfo) -> torch.Tensor:

@@ -1,11 +1,13 @@
 """R-Drop (Liang et al. 2021): a second forward pass with its own dropout masks;
-loss = 1/2 (task(pass 1) + task(pass 2)) + alpha * 1/2 (KL(p1||p2) + KL(p2||p1)), as the
-paper's code. With dropout off the two passes are equal and the KL term is 0."""
+loss = 1/2 (task(pass 1) + task(pass 2)) + alpha * 1/2 (KL(p1||p2) + KL(p2||p1)), the KL summed
+over the batch (reduction=sum, the paper's code) or averaged (mean). With dropout off the two
+passes are equal and the KL term is 0."""
 
 from __future__ import annotations
 
 from nlpx.tricks.base import Trick
-from nlpx.tricks.consistency import rdrop_kl
+from nlpx.errors import UserError
+from nlpx.tricks.consistency import RDROP_REDUCTIONS, rdrop_kl
 
 
 class RDrop(Trick):
@@ -14,11 +16,13 @@ class RDrop(Trick):
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)
+        if cfg.reduction not in RDROP_REDUCTIONS:
+            raise UserError(f"trick.rdrop.reduction={cfg.reduction}: unknown (valid: {', '.join(RDROP_REDUCTIONS)})")
         self.last_kl: float | None = None
 
     def extend_loss(self, step, loss, logits):
         second = step.forward()
-        kl = rdrop_kl(logits, second, self.task)
+        kl = rdrop_kl(logits, second, self.task, str(self.cfg.reduction))
         self.last_kl = float(kl.detach())
         step.parts["rdrop_kl"] = self.last_kl
         return 0.5 * (loss + step.loss(second)) + float(self.cfg.alpha) * kl

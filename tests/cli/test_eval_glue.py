@@ -257,3 +257,45 @@ def test_results_go_to_the_wandb_run(pretrained_run, glue_dir, tmp_path):
     report = eval_glue([*overrides, "logger=wandb"])
     (offline,) = (Path(report["run_dir"]) / "wandb").glob("offline-run-*")
     assert list(offline.glob("*.wandb"))
+
+
+def test_recipe_search_reports_the_best_median_configuration(pretrained_run, glue_dir, tmp_path):
+    report = eval_glue(args(pretrained_run, glue_dir, tmp_path, "eval.tasks=[sst2,stsb]", "eval.seeds=[0,1]",
+                            "eval.predict_test=false", "eval.search={optim.lr:[1e-3,3e-2]}"))
+    run = Path(report["run_dir"])
+    assert report["settings"]["search"] == {"space": {"optim.lr": [1e-3, 3e-2]}, "from": "eval.search",
+                                            "fine_tunings": 8}
+    assert report["settings"]["fine_tunings"] == 8  # 2 tasks x 2 configurations x 2 seeds
+    for row in report["tasks"]:
+        per_config = {name: [json.loads((run / row["task"] / name / f"seed{s}" / "result.json").read_text())
+                             for s in (0, 1)] for name in ("optim.lr=0.001", "optim.lr=0.03")}
+        medians = {name: float(np.median([r["score"] for r in rs])) for name, rs in per_config.items()}
+        assert [c["median"] for c in row["search"]["configs"]] == pytest.approx(list(medians.values()))
+        winner = max(medians, key=medians.get)
+        assert row["search"]["winner"] == winner
+        # the row is the winner's: its per-seed scores, and its learning rate in the settings
+        assert [s["score"] for s in row["per_seed"]] == [r["score"] for r in per_config[winner]]
+        assert report["settings"]["hyperparameters"][row["task"]]["lr"] == float(winner.split("=")[1])
+    md = (run / "results.md").read_text()
+    assert "| Config |" in md and "Recipe search (eval.search): optim.lr in [0.001, 0.03]" in md
+    assert "8 fine-tunings in all" in md
+
+
+def test_every_task_row_carries_its_majority_score_and_the_mark(pretrained_run, glue_dir, tmp_path):
+    from nlpx.eval.glue_metrics import majority_score
+    from nlpx.eval.glue_report import table_rows
+
+    report = eval_glue(args(pretrained_run, glue_dir, tmp_path, "eval.tasks=[mrpc,stsb]", "eval.seeds=[0]",
+                            "eval.predict_test=false"))
+    rows = {r["task"]: r for r in report["tasks"]}
+    train = [int(e.label) for e in read_split(glue_dir, "mrpc", "train")]
+    dev = [int(e.label) for e in read_split(glue_dir, "mrpc", "dev")]
+    assert rows["mrpc"]["majority"] == majority_score("mrpc", train, {"mrpc": dev})
+    assert rows["stsb"]["majority"]["score"] == 0.0
+    assert report["glue"]["majority"]["score"] == pytest.approx(rows["mrpc"]["majority"]["score"] / 2)
+    _, table = table_rows(report)
+    for line in table:
+        r = rows.get(line[0].lower().replace("-", ""))
+        if r:
+            assert line[2].endswith(" †") == (r["score"]["mean"] <= r["majority"]["score"]), line
+            assert line[4] == f"{100 * r['majority']['score']:.1f}"

@@ -57,7 +57,8 @@ def test_simcse_run_records_pooling_sts_before_and_after_and_exports_for_sentenc
 
 def test_esimcse_run_repeats_tokens_at_the_configured_rate(pretrained_run, glue_dir, tmp_path):
     s = run(embedding_overrides(pretrained_run, glue_dir, tmp_path, "objective=esimcse", *SYNTHETIC,
-                                "objective.queue_size=6", "objective.dup_rate=0.25", steps=3))
+                                "objective.queue_size=6", "objective.dup_rate=0.25", "objective.dup_sampling=fixed",
+                                steps=3))
     assert s["esimcse"] == {"momentum": 0.995, "queue_size": 6, "dup_rate": 0.25, "dup_sampling": "fixed"}
     assert s["word_repetition"]["share"] == pytest.approx(0.25, abs=0.03)
     rows = [json.loads(line) for line in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()]

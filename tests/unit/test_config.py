@@ -216,3 +216,10 @@ def test_a_key_the_command_does_not_read_is_an_error(override, unread, command, 
         refuse_unread(["model.pooling=mean", override], table, command)
     assert str(e.value) == message
     refuse_unread(["trainer.log_every_n_steps=1", "trainer.val_check_intervals=3"], table, command)  # read / other keys
+
+
+def test_defaults_carry_the_papers_hyperparameters():
+    """A researcher copies alpha and dup_rate from the papers: R-Drop's KL is summed over the batch
+    as its official code, ESimCSE draws the repetition count as the paper."""
+    assert compose(["objective=classify", "trick=[rdrop]"]).trick.rdrop.reduction == "sum"
+    assert compose(["objective=esimcse"]).objective.dup_sampling == "paper"

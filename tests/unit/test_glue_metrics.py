@@ -142,3 +142,22 @@ def test_aggregate_hand_computed():
 def test_protocol_text():
     assert PROTOCOL == ("task score = mean of the task's metrics; MNLI = mean of matched and mismatched "
                         "accuracy, counted once; GLUE score = mean over the tasks present (listed); AX excluded")
+
+
+def test_majority_class_scores_by_hand():
+    from nlpx.eval.glue_metrics import majority_score
+
+    # MRPC: the training set's majority is class 1; on dev [1, 0, 1, 1] that is acc 3/4 and
+    # F1 = 2 * (3/4 precision) * (1 recall) / (3/4 + 1) = 6/7
+    m = majority_score("mrpc", [0, 1, 1], {"mrpc": [1, 0, 1, 1]})
+    assert m["prediction"] == "1" and m["metrics"] == pytest.approx({"acc": 0.75, "f1": 6 / 7})
+    assert m["score"] == pytest.approx((0.75 + 6 / 7) / 2)
+    # a tie takes the lowest id; CoLA's MCC of a constant prediction is 0
+    assert majority_score("sst2", [0, 1], {"sst2": [0, 0, 1]})["score"] == pytest.approx(2 / 3)
+    assert majority_score("cola", [1, 1, 0], {"cola": [1, 0, 1]})["score"] == 0.0
+    # MNLI: one class for both dev splits, scored once as the mean of the two accuracies
+    mnli = majority_score("mnli", [2, 2, 0], {"mnli_m": [2, 0, 1, 2], "mnli_mm": [0, 1]})
+    assert mnli["metrics"] == {"acc_m": 0.5, "acc_mm": 0.0} and mnli["score"] == 0.25
+    # STS-B: a constant has no correlation; the baseline is 0 by definition
+    assert majority_score("stsb", [0.5, 3.0], {"stsb": [1.0, 2.0]}) == \
+        {"score": 0.0, "metrics": {"pearson": 0.0, "spearmanr": 0.0}, "prediction": None}

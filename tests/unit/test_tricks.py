@@ -473,8 +473,12 @@ def test_rdrop_kl_by_hand():
         kl_pq = sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
         kl_qp = sum(qi * math.log(qi / pi) for pi, qi in zip(p, q))
         per.append(0.5 * (kl_pq + kl_qp))
-    got = rdrop_kl(torch.tensor(p_logits), torch.tensor(q_logits), TaskInfo("bert", 3))
-    assert float(got) == pytest.approx(sum(per) / 2, rel=1e-5)
+    p_t, q_t = torch.tensor(p_logits), torch.tensor(q_logits)
+    # the paper's code sums over the batch (the default); mean divides by the batch size 2
+    assert float(rdrop_kl(p_t, q_t, TaskInfo("bert", 3))) == pytest.approx(sum(per), rel=1e-5)
+    assert float(rdrop_kl(p_t, q_t, TaskInfo("bert", 3), "mean")) == pytest.approx(sum(per) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="valid: sum, mean"):
+        rdrop_kl(p_t, q_t, TaskInfo("bert", 3), "batchmean")
 
 
 def test_rdrop_kl_multilabel_is_per_label_bernoulli():
@@ -489,7 +493,8 @@ def test_rdrop_kl_multilabel_is_per_label_bernoulli():
 
 def test_rdrop_kl_regression_is_squared_difference():
     a, b = torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [2.5]])
-    assert float(rdrop_kl(a, b, TaskInfo("bert", 1))) == pytest.approx((1 + 0.25) / 2)
+    assert float(rdrop_kl(a, b, TaskInfo("bert", 1))) == pytest.approx(1 + 0.25)
+    assert float(rdrop_kl(a, b, TaskInfo("bert", 1), "mean")) == pytest.approx((1 + 0.25) / 2)
 
 
 def test_rdrop_without_dropout_is_the_task_loss():
@@ -516,7 +521,7 @@ def test_rdrop_with_dropout_by_hand():
         first, second = (model(**inputs_of(batch)).logits for _ in range(2))
     labels = batch["labels"]
     lp, lq = F.log_softmax(first, -1), F.log_softmax(second, -1)
-    kl = 0.5 * ((lp.exp() * (lp - lq)).sum(-1) + (lq.exp() * (lq - lp)).sum(-1)).mean()
+    kl = 0.5 * ((lp.exp() * (lp - lq)).sum(-1) + (lq.exp() * (lq - lp)).sum(-1)).sum()  # over the batch
     expected = 0.5 * (F.cross_entropy(first, labels) + F.cross_entropy(second, labels)) + 0.5 * kl
     assert float(kl) > 0
     torch.testing.assert_close(total.detach(), expected, rtol=1e-5, atol=1e-7)
