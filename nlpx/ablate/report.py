@@ -3,18 +3,23 @@
 Built only from what is on disk (plan.json, each cell's cell.json and its stages' run
 directories), so `nlpx ablate NAME --report` rebuilds it at any time without running anything.
 
-Per arm and metric: mean, sample std (ddof=1) and n over the seeds whose cell is done; the
-difference to the baseline arm's mean, with Welch's two-sample t-test (unequal variances,
-scipy.stats.ttest_ind(equal_var=False)) for its p-value: * p < 0.05, ** p < 0.01 (no mark, and
-p = nan, with fewer than 2 seeds on a side). Compute columns, means over the arm's cells:
-parameters, tokens seen in pretraining, estimated training FLOPs (6 × parameters × tokens, the
-usual dense-transformer estimate: forward + backward; it ignores attention's sequence-length
-term and counts the vocabulary projection at every position, so it overestimates MLM, which
-projects only the masked positions) and wall time of all stages.
+Per arm and metric: mean, sample std (ddof=1) and n over the seeds whose cell is done. Against
+the baseline arm, over the seeds both have (the unit is a seed: arms share seeds, hence
+initialisation and data order): the mean paired difference Δ, the paired t-test's p-value
+(scipy's ttest_rel), Holm-corrected across the arms compared with the baseline (* p_Holm < 0.05,
+** < 0.01), and the minimum detectable effect (nlpx.ablate.stats): a |Δ| below it is "below the
+detectable effect", no finding either way. GLUE metrics carry the majority-class score; † marks
+an arm whose mean does not beat it. Compute columns, means over the arm's cells: parameters,
+tokens seen in pretraining, estimated training FLOPs (6 × parameters × tokens, the usual
+dense-transformer estimate: forward + backward; it ignores attention's sequence-length term and
+counts the vocabulary projection at every position, so it overestimates MLM, which projects only
+the masked positions), fine-tunings run (every configuration of a recipe search counts) and wall
+time of all stages.
 
 Metric names: `val/...` (or any key of the pretraining summary's `final`) from the `train`
-stage; `glue/score` and `glue/<task>` (the task score) from an `eval glue` stage; `sts/<data>`
-(Spearman x100, e.g. `sts/stsb-dev`) and `sts/<data>/pearson` from an `eval sts` stage.
+stage; `glue/score` and `glue/<task>` (the task score: the median over the cell's fine-tuning
+seeds of the winning configuration) from an `eval glue` stage; `sts/<data>` (Spearman x100, e.g.
+`sts/stsb-dev`) and `sts/<data>/pearson` from an `eval sts` stage.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ import csv
 import io
 import json
 import math
+import statistics
 from pathlib import Path
 
+from nlpx.ablate import stats
 from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # finetune_examples_per_s: fine-tuning training speed, mean over the GLUE tasks (a trick's cost);
 # train_examples_per_s: the train stage's examples/s where it counts examples (embedding runs)
 COMPUTE = ("parameters", "tokens_seen", "train_flops", "wall_seconds", "finetune_examples_per_s",
-           "train_examples_per_s")
+           "train_examples_per_s", "fine_tunings")
+MAJORITY = "majority:"  # a cell value's prefix: the majority-class score of metric glue/...
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -65,14 +73,21 @@ def cell_values(plan: dict, cell: dict) -> dict:
                 out[f"sts/{row['name']}/pearson"] = row["pearson"]
         else:
             results = json.loads((run_dir / "results.json").read_text())
-            if results.get("glue"):
-                out["glue/score"] = results["glue"]["score"]["mean"]
+            glue = results.get("glue")
+            if glue:
+                out["glue/score"] = glue["score"]["mean"]
+                if glue.get("majority"):
+                    out[f"{MAJORITY}glue/score"] = glue["majority"]["score"]
             speeds = []
             for row in results["tasks"]:
                 if row.get("status") == "ok":
-                    out[f"glue/{row['task']}"] = row["score"]["mean"]
+                    out[f"glue/{row['task']}"] = row["score"]["median"]
+                    if row.get("majority"):
+                        out[f"{MAJORITY}glue/{row['task']}"] = row["majority"]["score"]
                     if row.get("train_examples_per_s", {}).get("n"):
                         speeds.append(row["train_examples_per_s"]["mean"])
+            out["fine_tunings"] = (out.get("fine_tunings") or 0) + results["settings"].get(
+                "fine_tunings", sum(len(r["seeds"]) for r in results["tasks"] if r.get("status") == "ok"))
             out["finetune_examples_per_s"] = sum(speeds) / len(speeds) if speeds else None
             summary = run_dir / "summary.json"
             if summary.is_file():
@@ -116,45 +131,54 @@ def summarise(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "n": n}
 
 
-def welch_p(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of Welch's t-test (scipy's); nan with fewer than 2 values on a side.
-    Two sides of identical constants (a task that collapsed to the majority class) give what
-    scipy gives, with its precision warning."""
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    from scipy.stats import ttest_ind
-
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
-
-
 def mark(p: float) -> str:
     return "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
 def aggregate(plan: dict, cells: list[dict]) -> list[dict]:
-    """One row per arm (plan order): per metric mean/std/n, delta to the baseline and its p."""
+    """One row per arm (plan order): per metric mean/std/n; against the baseline the paired
+    statistics (nlpx.ablate.stats.paired) with Holm's p across the arms; the majority score."""
     baseline = plan["baseline"]
     by_arm = {arm: [c for c in cells if c["arm"] == arm and c["status"] == "done"] for arm in plan["arms"]}
 
-    def values(arm: str, metric: str) -> list[float]:
-        return [c["values"][metric] for c in by_arm[arm]
-                if c["values"].get(metric) is not None and math.isfinite(c["values"][metric])]
+    def values(arm: str, metric: str) -> dict[int, float]:
+        return {c["seed"]: c["values"][metric] for c in by_arm[arm]
+                if c["values"].get(metric) is not None and math.isfinite(c["values"][metric])}
 
-    rows = []
-    for arm in plan["arms"]:
-        row = {"arm": arm, "baseline": arm == baseline, "cells_done": len(by_arm[arm]),
-               "cells_failed": sum(1 for c in cells if c["arm"] == arm and c["status"] == "failed"),
-               "metrics": {}, "compute": {}}
-        for metric in plan["metrics"]:
-            stats = summarise(values(arm, metric))
-            base = values(baseline, metric)
-            delta = stats["mean"] - summarise(base)["mean"] if arm != baseline else math.nan
-            p = welch_p(values(arm, metric), base) if arm != baseline else math.nan
-            row["metrics"][metric] = {**stats, "delta": delta, "p": p}
-        for key in COMPUTE:
-            row["compute"][key] = summarise(values(arm, key))["mean"]
-        rows.append(row)
+    rows = [{"arm": arm, "baseline": arm == baseline, "cells_done": len(by_arm[arm]),
+             "cells_failed": sum(1 for c in cells if c["arm"] == arm and c["status"] == "failed"),
+             "metrics": {}, "compute": {key: summarise(list(values(arm, key).values()))["mean"] for key in COMPUTE}}
+            for arm in plan["arms"]]
+    for metric in plan["metrics"]:
+        base = values(baseline, metric)
+        for row in rows:
+            mine = values(row["arm"], metric)
+            compared = stats.paired(mine, base) if not row["baseline"] else {
+                "delta": math.nan, "sd_diff": math.nan, "n_pairs": 0, "p": math.nan, "mde": math.nan}
+            majority = list(values(row["arm"], MAJORITY + metric).values())
+            row["metrics"][metric] = {**summarise(list(mine.values())), **compared,
+                                      "majority": statistics.fmean(majority) if majority else None}
+        adjusted = stats.holm([r["metrics"][metric]["p"] for r in rows])
+        for row, p_holm in zip(rows, adjusted):
+            m = row["metrics"][metric]
+            m["p_holm"] = p_holm
+            m["detectable"] = stats.detectable(m["delta"], m["mde"])
     return rows
+
+
+def seeds_needed(plan: dict, rows: list[dict]) -> list[dict]:
+    """Per metric: the smallest |Δ| observed against the baseline and the seeds a paired test
+    would need to detect it at that arm's sd of differences (α = 0.05, power 0.8)."""
+    out = []
+    for metric in plan["metrics"]:
+        compared = [(r["arm"], r["metrics"][metric]) for r in rows
+                    if not r["baseline"] and math.isfinite(r["metrics"][metric]["delta"])]
+        if not compared:
+            continue
+        arm, m = min(compared, key=lambda x: abs(x[1]["delta"]))
+        out.append({"metric": metric, "arm": arm, "delta": m["delta"], "sd_diff": m["sd_diff"],
+                    "seeds": stats.seeds_needed(m["delta"], m["sd_diff"])})
+    return out
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -175,29 +199,35 @@ def cell_text(m: dict, digits: int = 4) -> str:
     if m["n"] == 0:
         return "–"
     std = f" ± {_num(m['std'], digits)}" if math.isfinite(m["std"]) else ""
-    return f"{_num(m['mean'], digits)}{std} (n={m['n']})"
+    below = " †" if m.get("majority") is not None and m["mean"] <= m["majority"] + 1e-12 else ""
+    return f"{_num(m['mean'], digits)}{std} (n={m['n']}){below}"
 
 
 def delta_text(m: dict, digits: int = 4) -> str:
     if not math.isfinite(m["delta"]):
         return "baseline" if m["n"] else "–"
-    p = f", p={m['p']:.3f}" if math.isfinite(m["p"]) else ""
-    return f"{m['delta']:+.{digits}f}{mark(m['p'])}{p}"
+    delta = f"{m['delta']:+.{digits}f}"
+    if not math.isfinite(m["mde"]):
+        return delta  # fewer than 2 shared seeds: no test, no MDE
+    p = f"p={m['p']:.3f}, Holm {m['p_holm']:.3f}" if math.isfinite(m["p"]) else "p=nan"
+    if not m["detectable"]:
+        return f"{delta}, below the detectable effect (MDE {m['mde']:.{digits}f}; {p})"
+    return f"{delta}{mark(m['p_holm'])} ({p}; MDE {m['mde']:.{digits}f})"
 
 
 def to_csv(plan: dict, rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     header = ["arm", "baseline", "cells_done", "cells_failed"]
+    fields = ("mean", "std", "n", "delta", "sd_diff", "n_pairs", "p", "p_holm", "mde", "detectable", "majority")
     for metric in plan["metrics"]:
-        header += [f"{metric} mean", f"{metric} std", f"{metric} n", f"{metric} delta", f"{metric} p"]
+        header += [f"{metric} {f}" for f in fields]
     header += list(COMPUTE)
     w.writerow(header)
     for r in rows:
         line = [r["arm"], r["baseline"], r["cells_done"], r["cells_failed"]]
         for metric in plan["metrics"]:
-            m = r["metrics"][metric]
-            line += [m["mean"], m["std"], m["n"], m["delta"], m["p"]]
+            line += [r["metrics"][metric][f] for f in fields]
         line += [r["compute"][k] for k in COMPUTE]
         w.writerow(line)
     return buf.getvalue()
@@ -209,20 +239,27 @@ def _md_escape(text: str) -> str:
 
 def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str]) -> str:
     lines = [f"# {plan['experiment']} (size {plan['size']})", "", plan.get("description", ""), ""]
-    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "wall s", "fine-tune ex/s",
-              "train ex/s"]
+    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "fine-tunings", "wall s",
+              "fine-tune ex/s", "train ex/s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         name = f"**{r['arm']}** (baseline)" if r["baseline"] else r["arm"]
         metrics = [f"{cell_text(r['metrics'][m])}<br>{delta_text(r['metrics'][m])}" for m in plan["metrics"]]
         c = r["compute"]
         lines.append("| " + " | ".join([_md_escape(name), *metrics, _big(c["parameters"]), _big(c["tokens_seen"]),
-                                         _big(c["train_flops"]), _num(c["wall_seconds"], 0),
+                                         _big(c["train_flops"]), _num(c["fine_tunings"], 0),
+                                         _num(c["wall_seconds"], 0),
                                          _num(c["finetune_examples_per_s"], 1),
                                          _num(c["train_examples_per_s"], 1)]) + " |")
-    lines += ["", "Mean ± sample std (ddof=1) over seeds (n = finished cells); second line: difference to "
-              f"the baseline arm ({plan['baseline']}) with Welch's t-test p-value (* p < 0.05, ** p < 0.01; "
-              "none with fewer than 2 seeds a side). FLOPs: 6 × parameters × pretraining tokens. "
+    lines += ["", "Mean ± sample std (ddof=1) over seeds (n = finished cells). Second line: Δ, the mean "
+              f"difference to the baseline arm ({plan['baseline']}) over the seeds both have (a seed is the "
+              "unit: arms share seeds, initialisation and data order); the paired t-test's p (scipy ttest_rel) "
+              "and its Holm correction across the arms compared with the baseline (* p_Holm < 0.05, "
+              "** < 0.01); MDE, the minimum detectable effect: the |Δ| a two-sided paired t-test at "
+              "α = 0.05 detects with power 0.8 given the standard deviation of the paired differences "
+              "and n (statsmodels TTestPower). A |Δ| below it is reported as below the detectable effect, "
+              "not as a finding. † the mean does not beat the majority-class score. "
+              "FLOPs: 6 × parameters × pretraining tokens. "
               f"Seeds: {', '.join(map(str, plan['seeds']))}.", ""]
     failed = [c for c in cells if c["status"] != "done"]
     if failed:
@@ -231,6 +268,13 @@ def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str
                   + (f" — {c['error']}" if c.get("error") else "") for c in failed]
         lines.append("")
     lines += [f"![{Path(p).stem}]({p})" for p in plots]
+    needed = seeds_needed(plan, rows)
+    if needed:
+        lines += ["", "Seeds needed to detect the smallest Δ observed (paired t-test, α = 0.05, power 0.8, "
+                  "at that arm's standard deviation of the differences):", ""]
+        lines += [f"- {n['metric']}: Δ = {n['delta']:+.4f} ({_md_escape(n['arm'])}): "
+                  + (f"{n['seeds']:.0f} seeds" if math.isfinite(n["seeds"]) else
+                     "not estimable (no spread of the differences, or Δ = 0)") for n in needed]
     overrides = " ".join(plan.get("overrides") or [])
     lines += ["", f"Command: `nlpx ablate {plan['experiment']} --size {plan['size']}"
               + (f" {overrides}" if overrides else "") + "`", ""]
@@ -256,13 +300,14 @@ def to_latex(plan: dict, rows: list[dict]) -> str:
                 cells.append("--")
                 continue
             std = rf" $\pm$ {_num(m['std'], 3)}" if math.isfinite(m["std"]) else ""
-            sig = rf"$^{{{mark(m['p'])}}}$" if mark(m["p"]) else ""
+            sig = rf"$^{{{mark(m['p_holm'])}}}$" if mark(m["p_holm"]) else ""
             cells.append(f"{_num(m['mean'], 3)}{std}{sig}")
         name = _tex_escape(r["arm"]) + (" (base)" if r["baseline"] else "")
         lines.append(" & ".join([name, *cells, _big(r["compute"]["train_flops"])]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
               rf"\caption{{{_tex_escape(plan['experiment'])}: mean $\pm$ std over seeds; "
-              r"$^{*}$ $p<0.05$, $^{**}$ $p<0.01$ (Welch's t-test against the baseline).}", r"\end{table}", ""]
+              r"$^{*}$ $p<0.05$, $^{**}$ $p<0.01$ (paired t-test over seeds against the baseline, "
+              r"Holm-corrected across arms).}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
@@ -331,9 +376,10 @@ def build(root: Path) -> dict:
     rows = aggregate(plan, cells)
     plots = plot(plan, cells, rows, root)
     report = {"experiment": plan["experiment"], "size": plan["size"], "baseline": plan["baseline"],
-              "metrics": plan["metrics"], "seeds": plan["seeds"], "test": "Welch's t-test (two-sided, unequal "
-              "variances) against the baseline arm", "flops": "6 x parameters x pretraining tokens",
-              "rows": rows, "cells": cells, "plots": plots}
+              "metrics": plan["metrics"], "seeds": plan["seeds"], "test": "paired t-test over shared seeds "
+              "(two-sided, scipy ttest_rel) against the baseline arm, Holm-corrected across arms; MDE at "
+              "alpha 0.05, power 0.8 (statsmodels TTestPower)", "flops": "6 x parameters x pretraining tokens",
+              "rows": rows, "seeds_needed": seeds_needed(plan, rows), "cells": cells, "plots": plots}
     atomic_write_json(root / "results.json", report)
     atomic_write_text(root / "results.csv", to_csv(plan, rows))
     atomic_write_text(root / "results.md", to_markdown(plan, rows, cells, plots))
