@@ -33,6 +33,7 @@ import functools
 import hashlib
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,7 +265,7 @@ def resolved(cell: Cell, spec: Spec) -> dict[str, dict]:
         overrides = [PLACEHOLDER.sub(lambda m: f"__{m.group(1)}__", o) for o in cell.stages[stage.name]]
         # the seed (always the last override) is set in the result: the seeds of an arm share
         # one composition (no config value interpolates the seed), ~0.1 s per Hydra compose
-        config = json.loads(_composed(stage.command, tuple(overrides[:-1])))
+        config = json.loads(_composed(stage.command, tuple(overrides[:-1]), _nlpx_env()))
         if stage.command == "train":
             config["seed"] = cell.seed
         else:
@@ -273,8 +274,15 @@ def resolved(cell: Cell, spec: Spec) -> dict[str, dict]:
     return out
 
 
+def _nlpx_env() -> tuple[tuple[str, str], ...]:
+    """The NLPX_* variables the configs read (${oc.env:NLPX_DATA}, NLPX_CACHE): part of the
+    composition cache's key, or a second plan in one process under other values would reuse
+    configs resolved under the first."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("NLPX_")))
+
+
 @functools.lru_cache(maxsize=256)
-def _composed(command: str, overrides: tuple[str, ...]) -> str:
+def _composed(command: str, overrides: tuple[str, ...], env: tuple[tuple[str, str], ...]) -> str:
     from omegaconf import OmegaConf
 
     from nlpx.config import compose

@@ -121,3 +121,13 @@ def test_cell_key_is_stable_and_follows_relevant_overrides_only():
     # the same resolved cell in two experiments has the same key (mask_ratio 15% = BERT's 80/10/10)
     bert = specs.plan(specs.load("mask_replace"), "smoke", [], Path("r"))
     assert bert[0].key == first[0]
+
+
+def test_cell_keys_follow_the_environment_the_configs_read(monkeypatch):
+    """data.cache_dir is ${oc.env:NLPX_CACHE,...}: a second plan in one process under another
+    value must not reuse the first one's compositions."""
+    spec = specs.load("mask_ratio")
+    monkeypatch.setenv("NLPX_CACHE", "/one")
+    one = specs.plan(spec, "smoke", [], Path("r"))[0].key
+    monkeypatch.setenv("NLPX_CACHE", "/two")
+    assert specs.plan(spec, "smoke", [], Path("r"))[0].key != one
