@@ -118,7 +118,11 @@ EMBEDDING_UNREAD = {
     **PRETRAINING_ONLY,
     "data.batch_size": "{command} batches objective.batch_size sentences (or pairs, triples)",
     "data.seq_len": "{command} cuts sentences at objective.max_length tokens",
+    "data.common_eval": "the common masked-LM evaluation set is pretraining's; {command} scores STS pairs",
 }
+# pretraining objectives without a masked-LM head (objective=clm) have no common evaluation
+NO_COMMON_EVAL = {"data.common_eval": "objective={objective} predicts the next token; the common evaluation set "
+                                      "scores masked-LM objectives (mlm, mlm_nsp, sop, span, rtd)"}
 
 
 def refuse_unread(overrides: list[str], unread: dict[str, str], command: str, does: str = "fine-tunes") -> None:

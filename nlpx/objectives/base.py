@@ -23,6 +23,7 @@ class PretrainObjective(nn.Module):
     decoder = False  # True: needs a decoder-only family (clm); False: an encoder family
     needs_nsp = False  # a 2-way sentence-pair head on the pooled vector (NSP, SOP)
     monitor = "mlm_loss"  # the validation metric (lower is better) that picks checkpoints/best.ckpt
+    common_eval = False  # also scored on the common masked-LM evaluation set (nlpx.data.common_eval)
     # set by the training module before each step: True when this optimizer step's metrics are
     # logged, so costly diagnostics (RTD's per-source gradients) are computed only then
     log_due = False
@@ -49,6 +50,10 @@ class PretrainObjective(nn.Module):
 
     def attach(self, model) -> None:
         """Create the heads this objective owns for `model` (after the model exists)."""
+
+    def common_metrics(self, model, batches) -> dict[str, float]:
+        """Metrics on the common evaluation set's batches (objectives with common_eval = True)."""
+        raise NotImplementedError(f"objective {self.name} has no common evaluation")
 
     def export_state(self, model) -> dict | None:
         """The state dict to export for `model` when it differs from model.state_dict()."""

@@ -19,6 +19,16 @@ from nlpx.objectives.base import PretrainObjective
 
 class MaskedLM(PretrainObjective):
     name = "mlm"
+    common_eval = True
+
+    def common_metrics(self, model, batches) -> dict[str, float]:
+        """MLM loss and accuracy on the common set, token-weighted over the whole set."""
+        loss, correct, count = 0.0, 0.0, 0
+        for batch in batches:
+            m = self.mlm(model, self.encode(model, batch).last_hidden_state, batch["labels"])
+            n = m["_mlm_count"]
+            loss, correct, count = loss + float(m["mlm_loss"]) * n, correct + float(m["mlm_acc"]) * n, count + n
+        return {"common_mlm_loss": loss / max(count, 1), "common_mlm_acc": correct / max(count, 1)}
 
     def encode(self, model, batch):
         return self.family.encoder(model)(input_ids=batch["input_ids"],

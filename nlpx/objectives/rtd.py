@@ -197,11 +197,41 @@ class ReplacedTokenDetection(MaskedLM):
         words = self._words[1](corrupted)
         if self.training and self.log_due and words.requires_grad:
             words.register_hook(self._rtd_lookup_hook(corrupted))
-        out = enc(model)(inputs_embeds=words, attention_mask=attn, token_type_ids=types)
-        logits = self.rtd_logits(model, out.last_hidden_state)
+        logits = self.discriminate(model, words, attn, types)
         result.update(rtd_metrics(logits, replaced, attn.bool()))
         result["loss"] = mlm_loss + self.rtd_weight * result["disc/rtd_loss"]
         return result
+
+    def discriminate(self, model, words: torch.Tensor, attn, types) -> torch.Tensor:
+        out = self.family.encoder(model)(inputs_embeds=words, attention_mask=attn, token_type_ids=types)
+        return self.rtd_logits(model, out.last_hidden_state)
+
+    def common_metrics(self, model, batches) -> dict[str, float]:
+        """The generator's MLM loss and accuracy on the common set's masked inputs; the
+        discriminator's ROC-AUC and accuracy on its fixed replaced inputs (every non-pad token,
+        positive = replaced), the same for every sharing mode."""
+        from sklearn.metrics import roc_auc_score
+
+        loss, correct, count, scores, truth = 0.0, 0.0, 0, [], []
+        enc = self.family.encoder
+        for b in batches:
+            attn, types, labels = b["attention_mask"], b["token_type_ids"], b["labels"]
+            hidden = enc(self.generator)(input_ids=b["input_ids"], attention_mask=attn,
+                                         token_type_ids=types).last_hidden_state
+            selected = labels != -100
+            logits = self.family.mlm_head(self.generator)(hidden[selected]).float()
+            targets = labels[selected]
+            n = int(targets.numel())
+            loss += float(F.cross_entropy(logits, targets, reduction="sum"))
+            correct, count = correct + float((logits.argmax(-1) == targets).sum()), count + n
+            z = self.discriminate(model, self._words[1](b["replaced_ids"]), attn, types)
+            real = attn.bool()
+            scores.append(z[real].float().cpu())
+            truth.append((b["replaced_ids"] != b["original_ids"])[real].cpu())
+        z, y = torch.cat(scores), torch.cat(truth)
+        return {"common_gen_mlm_loss": loss / max(count, 1), "common_gen_mlm_acc": correct / max(count, 1),
+                "common_disc_auc": float(roc_auc_score(y.numpy(), z.numpy())),
+                "common_disc_acc": float(((z > 0) == y).float().mean())}
 
     def rtd_logits(self, model, hidden: torch.Tensor) -> torch.Tensor:
         """[B, T] logits of "replaced" from the discriminator's last hidden states."""

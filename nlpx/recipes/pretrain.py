@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from nlpx.config import NO_COMMON_EVAL, refuse_unread
 from nlpx.errors import UserError
 from nlpx.rundir import run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
@@ -86,11 +87,20 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     check_vocab(prepared.tokenizer, model.config.vocab_size, str(cfg.model.pretrained))
     objective = objective_cls(cfg.objective, family)
     objective.attach(model)
+    common = None
+    if objective_cls.common_eval:
+        from nlpx.data.common_eval import common_eval_set
+
+        ce = cfg.data.common_eval
+        common = common_eval_set(prepared, int(ce.seq_len), None if ce.max_examples is None else int(ce.max_examples))
+    else:
+        refuse_unread(overrides, {k: v.format(objective=cfg.objective.name) for k, v in NO_COMMON_EVAL.items()},
+                      "nlpx train")
 
     accumulate = int(cfg.trainer.accumulate_grad_batches)
     total_batches = budget.max_steps * accumulate if budget.max_steps else UNBOUNDED_BATCHES
     data = PretrainDataModule(cfg, prepared, total_batches=total_batches, start_batch=start_step * accumulate)
-    module = PretrainModule(cfg, model, objective, budget)
+    module = PretrainModule(cfg, model, objective, budget, common=common)
     # a DDP rank other than 0 re-runs this command and joins rank 0's run directory
     with Run.start(cfg, overrides, run_dir, resume_step=start_step if ckpt else None,
                    write_config=not _is_ddp_child(), fresh=ckpt is None and not _is_ddp_child()) as run:

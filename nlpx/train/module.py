@@ -9,12 +9,14 @@ from nlpx.run.schedule import Budget
 
 
 VAL_SAMPLING = 0x5A11  # the seed stream of validation-time sampling
+COMMON_BATCH = 32  # batches of the common evaluation set (its metrics are token-weighted sums)
 
 
 class PretrainModule(RunModule):
-    def __init__(self, cfg, model, objective, budget: Budget):
+    def __init__(self, cfg, model, objective, budget: Budget, common: dict | None = None):
         super().__init__(int(cfg.seed))
         self.cfg, self.model, self.objective, self.budget = cfg, model, objective, budget
+        self.common = common  # the common evaluation set's arrays (nlpx.data.common_eval), or None
         # run state that Lightning does not keep (with batches_seen and train_seconds): saved in
         # checkpoints (on_save_checkpoint)
         self.tokens_seen = 0
@@ -61,7 +63,17 @@ class PretrainModule(RunModule):
         torch.manual_seed(mix_seed(VAL_SAMPLING, batch_idx))
 
     def on_validation_epoch_end(self):
-        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
+            return
+        if self.common is not None:
+            # the whole set on every rank, outside Lightning's loop: trainer.limit_val_batches and
+            # the arm's batch size, which differ between arms, must not change what is measured
+            from nlpx.data.common_eval import batches
+
+            metrics = self.objective.common_metrics(self.model, batches(self.common, COMMON_BATCH, self.device))
+            for key, value in metrics.items():
+                self.log(f"val/{key}", value, batch_size=1)
+        if self.trainer.state.fn == "fit":
             self.last_val_step = self.trainer.global_step
 
     # -- validation ---------------------------------------------------------------------------

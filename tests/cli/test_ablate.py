@@ -81,8 +81,9 @@ def test_list_dry_run_and_smoke_end_to_end(tmp_path, cache_dir, glue_dir, caplog
     assert [r["arm"] for r in report["rows"]] == ["objective.masking.ratio=0.15", "objective.masking.ratio=0.3",
                                                   "objective.masking.ratio=0.4"]
     assert all(r["metrics"]["glue/score"]["n"] == 3 and r["metrics"]["val/mlm_loss"]["n"] == 3
+               and r["metrics"]["val/common_mlm_loss"]["n"] == 3
                for r in report["rows"])
-    assert {"results.md", "results.csv", "results.tex", "curve_val_mlm_loss.png", "bars_glue_score.png"} <= \
+    assert {"results.md", "results.csv", "results.tex", "curve_val_common_mlm_loss.png", "bars_glue_score.png"} <= \
         {p.name for p in root.iterdir()}
     assert "mask_ratio (smoke)" in out.stdout
 
