@@ -261,6 +261,11 @@ def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str
               "not as a finding. † the mean does not beat the majority-class score. "
               "FLOPs: 6 × parameters × pretraining tokens. "
               f"Seeds: {', '.join(map(str, plan['seeds']))}.", ""]
+    majority = {m: next((r["metrics"][m]["majority"] for r in rows if r["metrics"][m].get("majority") is not None),
+                        None) for m in plan["metrics"]}
+    if any(v is not None for v in majority.values()):
+        lines += ["Majority-class scores (predicting the training set's most frequent class; STS-B 0): "
+                  + ", ".join(f"{m} {v:.4f}" for m, v in majority.items() if v is not None) + ".", ""]
     failed = [c for c in cells if c["status"] != "done"]
     if failed:
         lines += ["Cells not in the table:", ""]

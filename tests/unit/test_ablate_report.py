@@ -151,6 +151,7 @@ def test_report_files_are_well_formed(tmp_path):
     assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 1 and tex.count("{") == tex.count("}")
     md = (tmp_path / "results.md").read_text()
     assert "a | test" in md and "| **base** (baseline) |" in md
+    assert "Majority-class scores (predicting the training set's most frequent class; STS-B 0): glue/mrpc 0.7500." in md
     assert "broken seed 0 (k0): failed — RuntimeError: boom" in md and "![curve_val_mlm_loss](curve_val_mlm_loss.png)" in md
     table_lines = [line for line in md.splitlines() if line.startswith("|")]
     assert len({line.count(" | ") for line in table_lines if not line.startswith("|---")}) == 1
