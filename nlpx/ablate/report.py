@@ -237,7 +237,7 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str]) -> str:
+def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str], needed: list[dict]) -> str:
     lines = [f"# {plan['experiment']} (size {plan['size']})", "", plan.get("description", ""), ""]
     header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "fine-tunings", "wall s",
               "fine-tune ex/s", "train ex/s"]
@@ -273,7 +273,6 @@ def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str
                   + (f" — {c['error']}" if c.get("error") else "") for c in failed]
         lines.append("")
     lines += [f"![{Path(p).stem}]({p})" for p in plots]
-    needed = seeds_needed(plan, rows)
     if needed:
         lines += ["", "Seeds needed to detect the smallest Δ observed (paired t-test, α = 0.05, power 0.8, "
                   "at that arm's standard deviation of the differences):", ""]
@@ -379,15 +378,16 @@ def build(root: Path) -> dict:
     root = Path(root)
     plan, cells = collect(root)
     rows = aggregate(plan, cells)
+    needed = seeds_needed(plan, rows)
     plots = plot(plan, cells, rows, root)
     report = {"experiment": plan["experiment"], "size": plan["size"], "baseline": plan["baseline"],
               "metrics": plan["metrics"], "seeds": plan["seeds"], "test": "paired t-test over shared seeds "
               "(two-sided, scipy ttest_rel) against the baseline arm, Holm-corrected across arms; MDE at "
               "alpha 0.05, power 0.8 (statsmodels TTestPower)", "flops": "6 x parameters x pretraining tokens",
-              "rows": rows, "seeds_needed": seeds_needed(plan, rows), "cells": cells, "plots": plots}
+              "rows": rows, "seeds_needed": needed, "cells": cells, "plots": plots}
     atomic_write_json(root / "results.json", report)
     atomic_write_text(root / "results.csv", to_csv(plan, rows))
-    atomic_write_text(root / "results.md", to_markdown(plan, rows, cells, plots))
+    atomic_write_text(root / "results.md", to_markdown(plan, rows, cells, plots, needed))
     atomic_write_text(root / "results.tex", to_latex(plan, rows))
     return report
 

@@ -144,7 +144,7 @@ def eval_glue(overrides: list[str]) -> dict:
         for t in order:
             for name, task_cfg in task_cfgs[t].items():
                 # one configuration's seeds side by side; without a search, the task's folder itself
-                home = run_dir / t / name if space else run_dir / t
+                home = _unit_home(run_dir, t, name, space)
                 for seed in seeds:
                     k += 1
                     log.info("GLUE %s%s, seed %d (%d/%d)", t, f" {name}" if space else "", seed, k, n_units)
@@ -156,7 +156,8 @@ def eval_glue(overrides: list[str]) -> dict:
                               export=from_mnli and t == "mnli"))
             winners[t], _ = pick(results[t])
         search = {"space": space, "from": space_from, "fine_tunings": n_units} if space else None
-        report = _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli, majority, search)
+        report = _report(cfg, model_path, run_dir, tasks, status, results, winners, task_cfgs, from_mnli, majority,
+                         search)
         _write_outputs(report, {t: results[t][winners[t]] for t in results}, run)
         _record_in_pretraining_run(model_path, report)
         _log_report(run, report)
@@ -187,7 +188,8 @@ def _unit(cfg, data, task: str, seed: int, unit_dir: Path, model_path: Path, *, 
                         predict_test=bool(cfg.eval.predict_test), strict_tricks=False)
 
 
-def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mnli, majority, search) -> dict:
+def _report(cfg, model_path, run_dir, tasks, status, results, winners, task_cfgs, from_mnli, majority,
+            search) -> dict:
     from nlpx.eval.glue_report import glue_row, task_row
 
     rows = []
@@ -195,14 +197,14 @@ def _report(cfg, model_path, run_dir, tasks, status, results, task_cfgs, from_mn
         if t not in results:
             rows.append({"task": t, "status": status[t]})
             continue
-        winner, table = pick(results[t])
+        winner = winners[t]
         row = task_row(t, results[t][winner])
         row["majority"] = majority[t]
         if search:
-            row["search"] = {"winner": winner, "configs": table}
+            row["search"] = {"winner": winner, "configs": pick(results[t])[1]}
         rows.append(row)
     # the settings each task was reported with: its winning configuration's
-    chosen = {t: task_cfgs[t][pick(results[t])[0]] for t in results}
+    chosen = {t: task_cfgs[t][winners[t]] for t in results}
     selects = {str(c.task.select) for c in chosen.values()}
     settings = {"split": "dev", "seeds": [int(s) for s in cfg.eval.seeds],
                 "select": selects.pop() if len(selects) == 1 else "mixed",
