@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import List, Optional
 
@@ -31,12 +32,40 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+@contextlib.contextmanager
+def _command(interrupted: str | None = None):
+    """A command's outcome as the README promises it: a user error is one line and exit 2; Ctrl-C
+    or SIGTERM says where the run stopped and how to continue it, exit 130; a full disk is one
+    line, exit 1. Anything else is a bug and keeps its traceback. `interrupted`: what continues
+    this command, when the run's own resume command is not it (an ablation)."""
+    from nlpx.rundir import disk_full
+    from nlpx.run.interrupt import Interrupted, handling
+
+    try:
+        with handling():
+            yield
+    except UserError as e:
+        _fail(str(e))
+    except (Interrupted, KeyboardInterrupt) as e:
+        if interrupted and isinstance(e, Interrupted):
+            e.resume = interrupted
+        text = e.message() if isinstance(e, Interrupted) else "interrupted"
+        typer.echo(f"nlpx: {text}", err=True)
+        raise typer.Exit(130)
+    except Exception as e:
+        full = disk_full(e)
+        if full is None:
+            raise
+        typer.echo(f"nlpx: error: {full}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command(context_settings=_EXTRA, help="Train (pretrain) a model.\n\n" + _groups_help())
 def train(overrides: Optional[List[str]] = Overrides,
           multirun: bool = typer.Option(False, "-m", "--multirun",
                                         help="Hydra multirun: sweep comma-separated values")):
     overrides = list(overrides or [])
-    try:
+    with _command():
         if multirun:
             from nlpx.sweep import multirun as run_sweep
 
@@ -49,8 +78,6 @@ def train(overrides: Optional[List[str]] = Overrides,
         from nlpx.recipes.train import train as run_train
 
         summary = run_train(cfg, overrides)
-    except UserError as e:
-        _fail(str(e))
     if summary:
         _print_summary(summary)
 
@@ -88,11 +115,9 @@ def _run_eval(run: str, table: str, overrides) -> None:
     for a user error, then its table."""
     from hydra.utils import get_method
 
-    try:
+    with _command():
         _setup_logging()
         report = get_method(run)(list(overrides or []))
-    except UserError as e:
-        _fail(str(e))
     get_method(table)(report)
 
 
@@ -109,7 +134,8 @@ def ablate(name: Optional[str] = typer.Argument(None, help="a shipped experiment
            dry_run: bool = typer.Option(False, "--dry-run", help="print every cell and its run directories"),
            report: bool = typer.Option(False, "--report", help="rebuild the report from what exists; run nothing"),
            list_: bool = typer.Option(False, "--list", help="the shipped experiments")):
-    try:
+    again = " ".join(["nlpx ablate", str(name), *(["--size", size] if size != "full" else []), *(overrides or [])])
+    with _command(interrupted=again):
         from nlpx.ablate import command
 
         if list_:
@@ -129,8 +155,6 @@ def ablate(name: Optional[str] = typer.Argument(None, help="a shipped experiment
             return
         _setup_logging()
         records, results = command.run(name, size, list(overrides or []))
-    except UserError as e:
-        _fail(str(e))
     from nlpx.ablate.report import print_table
 
     print_table(results)
@@ -143,15 +167,13 @@ def ablate(name: Optional[str] = typer.Argument(None, help="a shipped experiment
 
 @app.command(context_settings=_EXTRA, help="Print the composed config as YAML, with the parameter count.")
 def config(overrides: Optional[List[str]] = Overrides):
-    try:
+    with _command():
         from nlpx.config import compose, to_yaml
 
-        cfg = compose(list(overrides or []))
+        cfg = compose(list(overrides or []), runnable=False)
         from nlpx.recipes.count import count_parameters
 
         params, note = count_parameters(cfg)
-    except UserError as e:
-        _fail(str(e))
     typer.echo(to_yaml(cfg).rstrip())
     typer.echo(f"# parameters: {params:,}{note}")
 

@@ -83,6 +83,44 @@ class BudgetSchema:
     max_time: Optional[Any] = None  # seconds or "DD:HH:MM:SS"
 
 
+@dataclass
+class TrainerSchema:
+    """trainer: Lightning's Trainer settings (nlpx/run/trainer.py); ranges in nlpx/validate.py."""
+    name: str = MISSING
+    accelerator: str = MISSING
+    devices: Any = MISSING  # a count, -1 (all) or a list of device indices
+    num_nodes: int = MISSING
+    strategy: str = MISSING
+    precision: Any = MISSING  # Lightning's names ("bf16-mixed") or an integer (32)
+    gradient_clip_val: Optional[float] = None
+    accumulate_grad_batches: int = MISSING
+    val_check_interval: int = MISSING  # steps
+    limit_val_batches: Any = MISSING  # a fraction (float) or a number of batches (int)
+    log_every_n_steps: int = MISSING
+    checkpoint_every_n_steps: int = MISSING
+    deterministic: bool = MISSING
+
+
+@dataclass
+class RootSchema:
+    """The root keys (conf/config.yaml); each config group is typed by its own schema, if any."""
+    model: Any = MISSING
+    data: Any = MISSING
+    optim: Any = MISSING
+    budget: Any = MISSING
+    objective: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = MISSING
+    task: Any = None
+    trick: Any = None
+    eval: Any = None
+    seed: int = 0
+    experiment: str = "default"
+    runs_dir: str = "runs"
+    run_id: Optional[str] = None
+    resume: Optional[str] = None
+
+
 # keys that moved (issue 15: one home per setting); giving an old one is an error naming the new
 RENAMED = {
     "model.optimizer.lr": "optim.lr", "model.optimizer.betas": "optim.betas", "model.optimizer.eps": "optim.eps",
@@ -98,6 +136,8 @@ RENAMED = {
 
 def check_renamed(overrides: list[str]) -> None:
     for o in overrides:
+        if o.startswith("-"):  # typer passes unknown options through with the overrides
+            raise UserError(f"{o}: no such option (--help lists them; config changes are key=value)")
         key = o.split("=", 1)[0].lstrip("+~")
         if key in RENAMED:
             raise UserError(f"{key}: this setting is now {RENAMED[key]} (one home per setting); "
@@ -136,12 +176,15 @@ def refuse_unread(overrides: list[str], unread: dict[str, str], command: str, do
 
 
 def register_schemas() -> None:
-    """The typed schemas the optim/ and budget/ options extend (`defaults: [_schema, _self_]`)."""
+    """The typed schemas the optim/, budget/ and trainer/ options extend (`defaults: [_schema,
+    _self_]`), and the root config's (`defaults: [_root_schema, ...]`)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     store.store(group="optim", name="_schema", node=OptimSchema)
     store.store(group="budget", name="_schema", node=BudgetSchema)
+    store.store(group="trainer", name="_schema", node=TrainerSchema)
+    store.store(name="_root_schema", node=RootSchema)
 
 
 def _compose_raw(overrides: list[str], config_name: str = "config"):
@@ -155,20 +198,31 @@ def _compose_raw(overrides: list[str], config_name: str = "config"):
     try:
         with initialize_config_dir(str(conf_dir()), version_base="1.3"):
             cfg = hydra_compose(config_name, overrides=list(overrides))
+            _check_size(cfg)
             OmegaConf.resolve(cfg)
     finally:
         GlobalHydra.instance().clear()
     return cfg
 
 
-def compose(overrides: list[str], config_name: str = "config"):
-    """Compose and resolve the config; user mistakes become one-line UserErrors."""
+def _check_size(cfg) -> None:
+    """model.size names a preset (checked before resolving: the presets are read through it)."""
+    model = cfg.get("model")
+    if model is not None and "size" in model and "presets" in model and model.size not in model.presets:
+        raise UserError(f"model.size={model.size}: unknown size (valid: {', '.join(model.presets)})")
+
+
+def compose(overrides: list[str], config_name: str = "config", *, runnable: bool = True):
+    """Compose, resolve and validate the config (nlpx/validate.py); user mistakes become one-line
+    UserErrors. runnable=False (`nlpx config`): skip the checks of this machine (a GPU)."""
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
+    from nlpx.validate import validate
+
     check_renamed(overrides)
     try:
-        return _compose_raw(expand_shorthands(overrides), config_name)
+        cfg = _compose_raw(expand_shorthands(overrides), config_name)
     except MissingConfigException as e:
         raise UserError(_missing_option_message(str(e))) from None
     except OverrideParseException as e:
@@ -177,6 +231,8 @@ def compose(overrides: list[str], config_name: str = "config"):
         raise UserError(_composition_message(e, overrides)) from None
     except OmegaConfBaseException as e:
         raise UserError(f"config: {str(e).splitlines()[0]}") from None
+    validate(cfg, runnable=runnable)
+    return cfg
 
 
 def _missing_option_message(text: str) -> str:

@@ -16,9 +16,9 @@ def resolve_pretrained(path) -> Path | None:
         return package_model(str(path).partition(":")[2])
     p = Path(str(path)).expanduser()
     if (p / "hf" / "config.json").is_file():
-        return p / "hf"
+        return check_weights(p / "hf")
     if (p / "config.json").is_file():
-        return p
+        return check_weights(p)
     if not p.exists():
         raise UserError(f"model.pretrained={path}: no such folder (give a local HF checkpoint "
                         "folder or an nlpx run directory)")
@@ -26,17 +26,39 @@ def resolve_pretrained(path) -> Path | None:
 
 
 def package_model(name: str) -> Path:
-    """The model folder of an installed package: its get_model_path(), else its model/ folder."""
+    """The model folder of an installed package: its model/ folder, found without importing the
+    package (importing runs its code); else what its get_model_path() returns."""
     import importlib
+    import importlib.util
 
     try:
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"model.pretrained=package:{name}: no installed Python package '{name}'")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "config.json").is_file():
         module = importlib.import_module(name)
-    except ImportError:
-        raise UserError(f"model.pretrained=package:{name}: no installed Python package '{name}'") from None
-    folder = Path(module.get_model_path()) if hasattr(module, "get_model_path") else \
-        Path(module.__file__).parent / "model"
+        if hasattr(module, "get_model_path"):
+            folder = Path(module.get_model_path())
     if not (folder / "config.json").is_file():
         raise UserError(f"model.pretrained=package:{name}: no model (config.json) in {folder}")
+    return check_weights(folder)
+
+
+def check_weights(folder: Path) -> Path:
+    """Every safetensors file of the checkpoint has a whole header and covers the sizes it
+    declares (a truncated copy does not): read before any run directory exists, not at load."""
+    from safetensors import SafetensorError, safe_open
+
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except SafetensorError as e:
+            raise UserError(f"model.pretrained: {file} cannot be read ({e}); the file is damaged or "
+                            "truncated: copy or export it again") from None
     return folder
 
 

@@ -16,11 +16,21 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def run_dir_for(cfg) -> Path:
-    inherited = os.environ.get(RUN_ID_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
+def run_dir_for(cfg, *, existing: bool = False) -> Path:
+    """runs_dir/experiment/run_id. A run_id naming a run that exists is an error (a run is never
+    overwritten) unless `existing` (a resumed evaluation continues its own directory); a DDP rank
+    other than 0 joins the directory rank 0 made."""
+    from nlpx.errors import UserError
+
+    child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    inherited = os.environ.get(RUN_ID_ENV) if child else None
     run_id = cfg.run_id or inherited or new_run_id()
+    path = Path(cfg.runs_dir) / cfg.experiment / run_id
+    if cfg.run_id and not existing and not child and path.exists():
+        raise UserError(f"run_id={run_id}: {path} already exists (a run is never overwritten); continue it "
+                        f"with resume={path}, or give another run_id")
     os.environ[RUN_ID_ENV] = run_id
-    return Path(cfg.runs_dir) / cfg.experiment / run_id
+    return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -33,17 +43,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode a new file gets from open() under the current umask (0644 usually)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -66,3 +77,16 @@ def record_in_run(model_path: Path, key: str, entry: dict, history_entry: dict) 
     history = [h for h in data.get(f"{key}_history", []) if h.get("run_dir") != entry["run_dir"]]
     data[f"{key}_history"] = history + [history_entry]
     atomic_write_json(summary, data)
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """'no space left on device (PATH)' when `exc` is a write that failed for lack of space
+    (an OSError, or a library's error carrying its text); else None."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device{f' writing {exc.filename}' if exc.filename else ''}"
+    text = str(exc)
+    if "No space left on device" in text or "StorageFull" in text:
+        return "no space left on device"
+    return None

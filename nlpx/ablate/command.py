@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nlpx.ablate import spec as specs
+from nlpx.errors import UserError
 
 LAUNCHER = ("hydra/", "hydra.")  # overrides for the Hydra launcher that runs the cells
 
@@ -57,8 +58,24 @@ def run(name: str, size: str, overrides: list[str]) -> tuple[list[dict], dict]:
 
     launcher = [o for o in overrides if o.startswith(LAUNCHER)]
     spec, cells, root, extra = prepare(name, size, overrides)
+    check_machine(spec, cells)
     records = run_cells(spec, size, extra, cells, root, launcher)
     return records, build(root)
+
+
+def check_machine(spec, cells) -> None:
+    """What every cell needs of this machine (a GPU), before the first one runs; the plan itself
+    (a dry run, a report) composes on any machine."""
+    from omegaconf import OmegaConf
+
+    from nlpx.validate import check_hardware
+
+    for cell in cells:
+        for stage, config in specs.resolved(cell, spec).items():
+            try:
+                check_hardware(OmegaConf.create(config))
+            except UserError as e:
+                raise UserError(f"{cell.name} {stage}: {e}") from None
 
 
 def report(name: str, overrides: list[str]) -> dict:

@@ -49,7 +49,12 @@ def write_plan(spec: Spec, size: str, extra: list[str], cells: list[Cell], root:
 
 
 def stage_done(command: str, run_dir: Path) -> bool:
-    return (run_dir / ("summary.json" if command == "train" else "results.json")).is_file()
+    """Finished: its results are written and its run.json (where it has one) says done, so a run
+    resumed for a longer budget and interrupted again is not taken as finished."""
+    from nlpx.run.lifecycle import run_status
+
+    written = (run_dir / ("summary.json" if command == "train" else "results.json")).is_file()
+    return written and run_status(run_dir) in (None, "done")
 
 
 def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
@@ -63,6 +68,8 @@ def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
             shutil.rmtree(run_dir)  # died before its first checkpoint (eval sts has none): start again
         else:
             return [f"resume={run_dir}"]
+    elif run_dir.exists():  # made, but killed before its config was written: nothing to keep
+        shutil.rmtree(run_dir)
     return [*overrides, *wandb_grouping(spec, cell, overrides), f"runs_dir={run_dir.parent.parent}",
             f"experiment={run_dir.parent.name}", f"run_id={run_dir.name}"]
 

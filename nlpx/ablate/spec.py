@@ -291,19 +291,21 @@ def _composed(command: str, overrides: tuple[str, ...], env: tuple[tuple[str, st
         return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in VOLATILE}
 
     if command == "train":
-        return json.dumps(plain(compose(list(overrides))), sort_keys=True, default=str)
+        return json.dumps(plain(compose(list(overrides), runnable=False)), sort_keys=True, default=str)
     if command == "eval sts":
         from nlpx.recipes.eval_sts import sts_overrides
 
-        return json.dumps(plain(compose(sts_overrides(list(overrides)))), sort_keys=True, default=str)
+        return json.dumps(plain(compose(sts_overrides(list(overrides)), runnable=False)), sort_keys=True,
+                          default=str)
     # eval glue composes task.* per task, as `nlpx eval glue` does
     from nlpx.eval.glue_metrics import GLUE_TASKS
     from nlpx.recipes.eval_glue import glue_overrides
 
     user = glue_overrides(list(overrides))
-    base = compose([o for o in user if not o.lstrip("+~").startswith("task.")])
+    base = compose([o for o in user if not o.lstrip("+~").startswith("task.")], runnable=False)
     tasks = [str(t) for t in base.eval.tasks] or list(GLUE_TASKS)
-    config = {**plain(base), "tasks": {t: plain(compose(user + [f"task=glue/{t}"]))["task"] for t in tasks}}
+    config = {**plain(base), "tasks": {t: plain(compose(user + [f"task=glue/{t}"], runnable=False))["task"]
+                                       for t in tasks}}
     return json.dumps(config, sort_keys=True, default=str)
 
 

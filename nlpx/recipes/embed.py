@@ -35,44 +35,18 @@ ST_POOLING = {"cls_before_pooler": "pooling_mode_cls_token", "mean": "pooling_mo
 VALIDATION_SPLITS = ("auto", "dev", "test", "none")
 
 
-def _positive_int(value, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{key}={value}: give a positive whole number")
-    return int(value)
-
-
-def _number(value, key: str, *, minimum: float | None = None, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise UserError(f"{key}={value}: give a number")
-    if (positive and not value > 0) or (minimum is not None and value < minimum):
-        raise UserError(f"{key}={value}: give a number {'> 0' if positive else f'>= {minimum}'}")
-    return float(value)
-
-
 def step_cap(value) -> int | None:
-    """budget.max_steps for an embedding run: null or -1 (Lightning's "no limit"): none."""
-    if value is None or value == -1:
-        return None
-    return _positive_int(value, "budget.max_steps")
+    """budget.max_steps for an embedding run (checked with the config: null or >= 1)."""
+    return None if value is None else int(value)
 
 
 def check_embedding_config(cfg) -> None:
-    """Every option an embedding run reads, checked before any output exists."""
+    """What an embedding run needs beyond the ranges every config is checked for
+    (nlpx/validate.py), before any output exists."""
     c = cfg.objective
-    for key in ("batch_size", "max_length", "eval_batch_size", "min_words"):
-        _positive_int(c[key], f"objective.{key}")
     if int(c.batch_size) < 2:
         raise UserError(f"objective.batch_size={c.batch_size}: in-batch negatives need at least 2 examples a batch")
-    _number(cfg.optim.lr, "optim.lr", positive=True)
-    _number(cfg.optim.weight_decay, "optim.weight_decay", minimum=0)
-    _number(cfg.optim.warmup, "optim.warmup", minimum=0)
     check_epoch_budget(cfg.budget, "embedding training")
-    for key, check in (("temperature", {"positive": True}), ("momentum", {"minimum": 0}), ("dup_rate", {"minimum": 0}),
-                       ("positive_min", {})):
-        if key in c:
-            _number(c[key], f"objective.{key}", **check)
-    if "queue_size" in c and (isinstance(c.queue_size, bool) or not isinstance(c.queue_size, int) or c.queue_size < 0):
-        raise UserError(f"objective.queue_size={c.queue_size}: give a whole number of embeddings (0: no queue)")
     if cfg.get("resume"):
         raise UserError("resume: only pretraining runs resume from a checkpoint; an embedding run restarts")
     if cfg.get("trick"):
@@ -82,11 +56,6 @@ def check_embedding_config(cfg) -> None:
     if str(t.devices) not in ("1", "auto") or int(t.num_nodes) != 1 or "ddp" in str(t.strategy):
         raise UserError(f"trainer={t.name}: embedding runs train on one device (in-batch negatives of one "
                         "process); trainer.devices=1")
-    step_cap(cfg.budget.max_steps)
-    _positive_int(t.val_check_interval, "trainer.val_check_interval")  # steps between STS validations
-    _positive_int(t.accumulate_grad_batches, "trainer.accumulate_grad_batches")
-    if t.gradient_clip_val is not None:
-        _number(t.gradient_clip_val, "trainer.gradient_clip_val", minimum=0)
 
 
 def validation_pairs(cfg):

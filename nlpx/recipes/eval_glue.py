@@ -135,8 +135,9 @@ def eval_glue(overrides: list[str]) -> dict:
 
     resumed = resume_dir is not None
     # a resumed evaluation keeps its config files and logs afresh
-    with Run.start(cfg, overrides, run_dir_for(cfg), resume_step=-1 if resumed else None,
-                   write_config=not resumed, fresh=not resumed) as run:
+    run_dir = run_dir_for(cfg, existing=resumed)
+    with Run.start(cfg, overrides, run_dir, resume_step=-1 if resumed else None, write_config=not resumed,
+                   fresh=not resumed, resume=f"nlpx eval glue resume={run_dir}") as run:
         run_dir = run.run_dir
         results: dict[str, dict[str, list[dict]]] = {}
         winners: dict[str, str] = {}

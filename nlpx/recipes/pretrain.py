@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nlpx.config import NO_COMMON_EVAL, refuse_unread
 from nlpx.errors import UserError
+from nlpx.validate import validate
 from nlpx.rundir import run_dir_for
 from nlpx.run.lifecycle import Run, quiet_libraries
 
@@ -17,7 +18,8 @@ log = logging.getLogger("nlpx")
 
 
 def resume_config(cfg, overrides: list[str]):
-    """The saved config of the run to resume, with key=value overrides (say, a longer budget)."""
+    """The saved config of the run to resume, with key=value overrides (say, a longer budget),
+    its directory and its last checkpoint (None: it stopped before the first one)."""
     from omegaconf import OmegaConf
 
     run_dir = Path(str(cfg.resume))
@@ -25,8 +27,8 @@ def resume_config(cfg, overrides: list[str]):
     if not saved.is_file():
         raise UserError(f"resume={cfg.resume}: not an nlpx run directory (no config.yaml)")
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise UserError(f"resume={cfg.resume}: no checkpoints/last.ckpt to resume from")
+    if not ckpt.is_file():  # stopped before its first checkpoint: it starts again, same config
+        ckpt = None
     changes = [o for o in overrides if not o.startswith("resume=")]
     if any("." not in o.split("=", 1)[0] and not o.startswith("+") for o in changes):
         raise UserError("resume: only key=value overrides (a.b=c) can change a resumed run, "
@@ -34,7 +36,19 @@ def resume_config(cfg, overrides: list[str]):
     resumed = OmegaConf.merge(upgraded(OmegaConf.load(saved)), OmegaConf.from_dotlist(changes))
     resumed.resume, resumed.run_id = str(run_dir), run_dir.name
     resumed.runs_dir, resumed.experiment = str(run_dir.parent.parent), run_dir.parent.name
+    validate(resumed)
     return resumed, run_dir, ckpt
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    """The optimizer step a checkpoint was saved at; a damaged file is the user's to replace."""
+    import torch
+
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+    except Exception as e:  # torch raises RuntimeError, EOFError or an unpickling error
+        raise UserError(f"resume: {ckpt} cannot be read ({str(e).splitlines()[0][:120]}); the file is "
+                        f"damaged: delete it to start the run again, or restore it") from None
 
 
 def upgraded(saved):
@@ -66,10 +80,11 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     quiet_libraries()
     started = time.time()
     check_not_pretraining(cfg)
-    ckpt, start_step = None, 0
-    if cfg.resume:
+    ckpt, start_step, resuming = None, 0, bool(cfg.resume)
+    if resuming:
         cfg, run_dir, ckpt = resume_config(cfg, overrides)
-        start_step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+        if ckpt is not None:
+            start_step = checkpoint_step(ckpt)
     else:
         run_dir = run_dir_for(cfg)
     if cfg.get("task") is not None:
@@ -78,11 +93,11 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     budget = Budget.from_cfg(cfg.budget, cfg.optim)
 
     # everything a user can get wrong is checked before the run directory exists
-    prepared = prepare_corpus(cfg)
-    torch.manual_seed(int(cfg.seed))  # the random init is a function of the seed
     family = get_class(cfg.model._target_)(cfg.model)
     objective_cls = get_class(cfg.objective._target_)
     objective_cls.check_family(family, str(cfg.objective.name))
+    prepared = prepare_corpus(cfg)
+    torch.manual_seed(int(cfg.seed))  # the random init is a function of the seed
     model = family.load_model(prepared.tokenizer, objective_cls.model_class(family))
     check_vocab(prepared.tokenizer, model.config.vocab_size, str(cfg.model.pretrained))
     objective = objective_cls(cfg.objective, family)
@@ -102,8 +117,9 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     data = PretrainDataModule(cfg, prepared, total_batches=total_batches, start_batch=start_step * accumulate)
     module = PretrainModule(cfg, model, objective, budget, common=common)
     # a DDP rank other than 0 re-runs this command and joins rank 0's run directory
-    with Run.start(cfg, overrides, run_dir, resume_step=start_step if ckpt else None,
-                   write_config=not _is_ddp_child(), fresh=ckpt is None and not _is_ddp_child()) as run:
+    with Run.start(cfg, overrides, run_dir, resume_step=(start_step if ckpt else -1) if resuming else None,
+                   owner=not _is_ddp_child(), fresh=not resuming and not _is_ddp_child(),
+                   resume=f"nlpx train resume={run_dir}") as run:
         trainer = build_trainer(cfg, run_dir, run.loggers, total_batches=total_batches,
                                 monitor=f"val/{objective.monitor}")
         run.follow(trainer)

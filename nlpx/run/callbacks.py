@@ -1,26 +1,93 @@
-"""Trainer plumbing: atomic checkpoint files and a plain progress printer for non-terminals."""
+"""Trainer plumbing: atomic checkpoint files, stopping on a signal and a plain progress printer
+for non-terminals."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
+from nlpx.run import interrupt
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temporary file, then rename: a kill mid-save keeps the previous checkpoint."""
+    """torch.save to a temporary file, then rename: a kill mid-save keeps the previous checkpoint,
+    and a failed save (a full disk) leaves no temporary file behind."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = str(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                sink = _Sink(f)
+                try:
+                    torch.save(checkpoint, sink)
+                except (RuntimeError, OSError):
+                    if sink.error is not None:  # torch may report a failed write as "unexpected pos"
+                        raise OSError(sink.error.errno, sink.error.strerror, path) from None
+                    raise
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class _Sink(io.RawIOBase):
+    """The checkpoint file as torch.save writes it, keeping the OSError of a failed write (torch's
+    own message for it does not say what went wrong)."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f, self.error = f, None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+class StopOnSignal(Callback):
+    """Ends training after the step in which SIGINT or SIGTERM arrived (nlpx/run/interrupt.py):
+    saves `checkpoint` (a path; None for runs that keep none) and raises Interrupted with the
+    optimizer step."""
+
+    def __init__(self, checkpoint=None):
+        self.checkpoint = checkpoint
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        interrupt.listen(True)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        interrupt.listen(False)
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        interrupt.listen(False)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        name = interrupt.received()
+        if name is None or (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return  # stop only between optimizer steps
+        if self.checkpoint is not None:
+            trainer.save_checkpoint(self.checkpoint)
+        raise interrupt.Interrupted(name, step=int(trainer.global_step))
 
 
 def _fmt(value: float) -> str:

@@ -7,6 +7,10 @@ training, `eval glue`, `eval sts`):
       run.summarize(summary, final=..., step=...)   summary.json (atomically) and final/ metrics
                                                     leaving the block closes the loggers (W&B too)
 
+run.json holds the run's status: running while the block runs, then done, failed (with the
+error) or interrupted (with the step and the command that continues it), so a directory that
+did not finish never looks finished.
+
 A command checks everything a user can get wrong before it calls Run.start, so a bad input never
 leaves a run directory behind; a UserError found later (a LoRA target the model lacks) removes the
 directory of a fresh run on the way out.
@@ -55,36 +59,70 @@ def write_run_config(run_dir: Path, cfg, overrides: list[str]) -> None:
     atomic_write_text(history, OmegaConf.to_yaml(previous + [list(overrides)]))
 
 
+def write_status(run_dir: Path, status: str, **detail) -> None:
+    """run.json: {"status": running | done | failed | interrupted, ...}."""
+    atomic_write_json(Path(run_dir) / "run.json", {"status": status, **{k: v for k, v in detail.items() if v is not None}})
+
+
+def run_status(run_dir: Path) -> str | None:
+    """The status in run.json; None for a directory without one (made before nlpx wrote it)."""
+    path = Path(run_dir) / "run.json"
+    try:
+        return json.loads(path.read_text()).get("status") if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 class Run:
     """One command's run directory and loggers, from start to close."""
 
-    def __init__(self, cfg, run_dir: Path, loggers: list, *, fresh: bool):
+    def __init__(self, cfg, run_dir: Path, loggers: list, *, fresh: bool, resume: str | None = None,
+                 owner: bool = True):
         self.cfg, self.run_dir, self.loggers, self.fresh = cfg, Path(run_dir), loggers, fresh
+        self.resume, self.owner = resume, owner
         self.closed = False
 
     @classmethod
     def start(cls, cfg, overrides: list[str], run_dir: Path, *, resume_step: int | None = None,
-              write_config: bool = True, fresh: bool = True) -> "Run":
+              write_config: bool = True, fresh: bool = True, resume: str | None = None,
+              owner: bool = True) -> "Run":
         """resume_step: the optimizer step a resumed run continues from (metrics.jsonl drops the
-        rows logged after it; -1 drops them all); write_config=False for a process that only
-        joins a run (a DDP rank other than 0, a resumed evaluation)."""
+        rows logged after it; -1 drops them all); write_config=False for a process that does not
+        write the config again (a resumed evaluation); owner=False for one that only joins a run
+        (a DDP rank other than 0: no config, no status). resume: the command that continues the
+        run if it is interrupted."""
         from omegaconf import OmegaConf
 
         from nlpx.run.loggers import build_loggers
 
-        if write_config:
+        if write_config and owner:
             write_run_config(run_dir, cfg, overrides)
+        if owner:
+            write_status(run_dir, "running")
         log.info("run directory: %s", run_dir)
         loggers = build_loggers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True), resume_step)
-        return cls(cfg, run_dir, loggers, fresh=fresh)
+        return cls(cfg, run_dir, loggers, fresh=fresh, resume=resume, owner=owner)
 
     def __enter__(self) -> "Run":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        from nlpx.run.interrupt import Interrupted
+
         self.close(success=exc_type is None)
         if isinstance(exc, UserError) and self.fresh:  # no half-run left for a user's mistake
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            return False
+        if isinstance(exc, Interrupted) and exc.resume is None:
+            exc.resume = self.resume
+        if not self.owner or not self.run_dir.is_dir():
+            return False
+        if exc is None:
+            write_status(self.run_dir, "done")
+        elif isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            write_status(self.run_dir, "interrupted", step=getattr(exc, "step", None), resume=self.resume)
+        else:
+            write_status(self.run_dir, "failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return False
 
     def follow(self, trainer) -> None:

@@ -14,10 +14,6 @@ from pathlib import Path
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from nlpx.errors import UserError
-
-WANDB_MODES = ("offline", "online", "disabled")
-
 
 class JsonlLogger(Logger):
     def __init__(self, path: Path, resume_step: int | None = None):
@@ -76,8 +72,6 @@ def wandb_logger(lc, *, run_dir: Path, config: dict, experiment: str) -> Logger:
     """logger=wandb: one W&B run per run directory, offline unless logger.mode=online."""
     from lightning.pytorch.loggers import WandbLogger
 
-    if lc.mode not in WANDB_MODES:
-        raise UserError(f"logger.mode={lc.mode}: unknown (valid: {', '.join(WANDB_MODES)})")
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(
         project=lc.project, entity=lc.entity, name=run_dir.name, id=_wandb_id(run_dir),

@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from nlpx.run.callbacks import AtomicCheckpointIO, PlainProgress
+from nlpx.run.callbacks import AtomicCheckpointIO, PlainProgress, StopOnSignal
 from nlpx.run.schedule import parse_duration
 
 
@@ -38,7 +38,8 @@ def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: s
         accumulate_grad_batches=int(t.accumulate_grad_batches), val_check_interval=val_every,
         check_val_every_n_epoch=None, limit_val_batches=t.limit_val_batches,
         log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=0,
-        logger=loggers, callbacks=[last, best, progress], enable_progress_bar=terminal,
+        logger=loggers, callbacks=[last, best, progress, StopOnSignal(ckpt_dir / "last.ckpt")],
+        enable_progress_bar=terminal,
         enable_model_summary=False, default_root_dir=str(run_dir), use_distributed_sampler=False,
         plugins=[AtomicCheckpointIO()], deterministic=bool(t.deterministic))
 
@@ -56,6 +57,6 @@ def build_finetune_trainer(cfg, run_dir: Path, loggers, *, max_epochs: int, max_
         max_steps=max_steps or -1, check_val_every_n_epoch=1, gradient_clip_val=gradient_clip_val,
         accumulate_grad_batches=accumulate,
         log_every_n_steps=int(t.log_every_n_steps), num_sanity_val_steps=0, logger=loggers,
-        callbacks=[progress], enable_progress_bar=terminal, enable_checkpointing=False,
+        callbacks=[progress, StopOnSignal()], enable_progress_bar=terminal, enable_checkpointing=False,
         enable_model_summary=False, default_root_dir=str(run_dir), use_distributed_sampler=False,
         deterministic=bool(t.deterministic))

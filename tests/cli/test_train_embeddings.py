@@ -98,10 +98,10 @@ def test_supervised_simcse_on_triples(pretrained_run, glue_dir, tmp_path):
     (["objective=esimcse", *SYNTHETIC, "objective.batch_size=1"], "in-batch negatives need at least 2"),
     (["objective=simcse", *SYNTHETIC, "model.pooling=avg"], "model.pooling=avg: unknown pooling"),
     (["objective=angle", "objective.validation.split=train"], "objective.validation.split=train: unknown"),
-    (["objective=simcse", *SYNTHETIC, "trainer.val_check_interval=0"], "trainer.val_check_interval=0: give a positive"),
-    (["objective=esimcse", *SYNTHETIC, "objective.queue_size=2.5"], "objective.queue_size=2.5: give a whole number"),
-    (["objective=simcse", *SYNTHETIC, "optim.warmup=-1"], r"optim.warmup=-1.0: give a number >= 0"),  # typed: a float
-    (["objective=simcse", *SYNTHETIC, "budget.max_steps=0"], "budget.max_steps=0: give a positive whole number"),
+    (["objective=simcse", *SYNTHETIC, "trainer.val_check_interval=0"], "trainer.val_check_interval=0: must be an integer >= 1"),
+    (["objective=esimcse", *SYNTHETIC, "objective.queue_size=2.5"], r"objective.queue_size=2.5: must be an integer >= 0 \(a number of embeddings"),
+    (["objective=simcse", *SYNTHETIC, "optim.warmup=-1"], r"optim.warmup=-1.0: must be a number >= 0"),  # typed: a float
+    (["objective=simcse", *SYNTHETIC, "budget.max_steps=0"], "budget.max_steps=0: must be an integer >= 1"),
 ])
 def test_bad_embedding_runs_exit_2_before_any_output(pretrained_run, glue_dir, tmp_path, cache_dir, extra, message):
     (tmp_path / "bad.jsonl").write_text('{"anchor": "a", "positive": "b"}\n{"anchor": "a"}\n')
