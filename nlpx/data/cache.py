@@ -49,7 +49,8 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
             make_tokenizer) -> PreparedCorpus:
     """Return the cached corpus for (corpus, tokenizer spec), building it on a miss.
 
-    `make_tokenizer(sentences_iterable)` returns a fast tokenizer (trained or loaded).
+    `make_tokenizer(sentences)` returns a fast tokenizer (trained or loaded); `sentences()` gives a
+    fresh iterator over the corpus's sentences each time it is called.
     """
     if not 0 < val_fraction < 1:
         raise UserError(f"data.val_fraction={val_fraction}: must be in (0, 1)")
@@ -140,7 +141,7 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
             counter["docs"] += 1
             yield from doc
 
-    tokenizer = make_tokenizer(sentences())  # pass 1: train (or only count) over the corpus
+    tokenizer = make_tokenizer(sentences)  # pass 1: train (or only count) over the corpus
     if counter["docs"] == 0:  # a loaded tokenizer may not have consumed the iterator
         for _ in sentences():
             pass

@@ -23,7 +23,8 @@ def tokenizer_source(cfg) -> tuple[dict, object]:
         spec = {"load": str(folder), "digest": file_digest(tok_file) if tok_file else None}
         return spec, lambda sentences: tok
     kind, vocab, lower = cfg.model.tokenizer_kind, int(cfg.data.vocab_size), bool(cfg.model.lowercase)
-    spec = {"train": kind, "vocab_size": vocab, "lowercase": lower}
+    # "trainer": 2 since WordPiece training became deterministic: entries of the old one differ
+    spec = {"train": kind, "vocab_size": vocab, "lowercase": lower, "trainer": 2}
     return spec, lambda sentences: train_tokenizer(sentences, kind=kind, vocab_size=vocab,
                                                    lowercase=lower)
 

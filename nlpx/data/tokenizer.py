@@ -6,7 +6,6 @@ writes a folder that `AutoTokenizer.from_pretrained` reloads and the export is s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 from nlpx.errors import UserError
@@ -14,20 +13,39 @@ from nlpx.errors import UserError
 KINDS = ("wordpiece", "bpe")
 
 
-def train_tokenizer(sentences: Iterable[str], *, kind: str, vocab_size: int, lowercase: bool):
+def train_tokenizer(sentences, *, kind: str, vocab_size: int, lowercase: bool):
+    """A tokenizer trained on `sentences`: a list of strings, or a function returning a fresh
+    iterator over them (WordPiece reads the corpus twice, see below)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+    if not callable(sentences):
+        texts = list(sentences)
+        sentences = lambda: iter(texts)  # noqa: E731
+    passes = sentences
     if kind == "wordpiece":
         from transformers import BertTokenizerFast
 
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+        # The tokenizers trainer gives the "##c" continuation tokens ids in hash-map order, and the
+        # ids break ties between merges, so the same corpus gave a different vocabulary in every
+        # process (huggingface/tokenizers#1794, unfixed in 0.23). Giving every "##c" its id up
+        # front, in sorted order, makes training deterministic; they are then ordinary tokens.
+        chars: set[str] = set()
+        for text in passes():
+            chars.update(normalizer.normalize_str(text))
+        continuing = [f"##{c}" for c in sorted(c for c in chars if not c.isspace())]
+        trained = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        trained.normalizer = normalizer
+        trained.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials + continuing,
+                                            show_progress=False)
+        trained.train_from_iterator(passes(), trainer=trainer)
+        tok = Tokenizer(models.WordPiece(vocab=trained.get_vocab(), unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                            show_progress=False)
-        tok.train_from_iterator(sentences, trainer=trainer)
+        tok.add_special_tokens(specials)
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -43,7 +61,7 @@ def train_tokenizer(sentences: Iterable[str], *, kind: str, vocab_size: int, low
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                       show_progress=False)
-        tok.train_from_iterator(sentences, trainer=trainer)
+        tok.train_from_iterator(passes(), trainer=trainer)
         tok.post_processor = processors.RobertaProcessing(
             ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
         return RobertaTokenizerFast(tokenizer_object=tok)

@@ -313,12 +313,13 @@ class ListCorpus:
 
 
 def metaspace_tokenizer(sentences):
-    """SentencePiece style: a Unigram model over "▁"-prefixed pieces (Metaspace pre-tokenizer)."""
+    """SentencePiece style: a Unigram model over "▁"-prefixed pieces (Metaspace pre-tokenizer);
+    `sentences()` iterates over the corpus, as prepare() hands it over."""
     specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "<mask>"]
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(sentences, trainers.UnigramTrainer(vocab_size=120, special_tokens=specials,
+    tok.train_from_iterator(sentences(), trainers.UnigramTrainer(vocab_size=120, special_tokens=specials,
                                                                unk_token="<unk>", show_progress=False))
     return wrap(tok)
 
@@ -431,7 +432,7 @@ def test_whole_word_takes_one_word_when_every_word_is_too_long():
 def test_word_starts_from_offsets_when_the_tokenizer_has_no_pre_tokenizer(tmp_path):
     docs = documents(6)
     flat = [s for d in docs for s in d]
-    plain = metaspace_tokenizer(flat)
+    plain = metaspace_tokenizer(lambda: iter(flat))
     llama_style = without_pre_tokenizer(plain)
     assert set(llama_style(flat[0], add_special_tokens=False).word_ids()) == {0}
     p = prepare(ListCorpus(docs), cache_dir=tmp_path, val_fraction=0.2, tokenizer_spec={"kind": "llama"},
