@@ -44,6 +44,7 @@ from nlpx.errors import UserError
 COMMANDS = ("train", "eval glue", "eval sts")
 REQUIRED_SIZES = ("smoke", "full")
 KEYS = ("description", "stages", "base", "arms", "axes", "baseline", "seeds", "metrics", "sizes")
+STAGE_KEYS = ("name", "command", "overrides")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # keys that say where a run goes or how it is logged, not what it computes: not in a cell's hash
 VOLATILE = ("runs_dir", "run_id", "resume", "experiment", "logger")
@@ -163,6 +164,9 @@ def _stages(raw, where: str) -> tuple[Stage, ...]:
     for i, s in enumerate(raw):
         if not isinstance(s, dict) or "name" not in s or "command" not in s:
             raise UserError(f"{where}: stages[{i}]: a mapping with name and command")
+        unknown = sorted(set(s) - set(STAGE_KEYS))
+        if unknown:
+            raise UserError(f"{where}: stages[{i}]: unknown key '{unknown[0]}' (valid: {', '.join(STAGE_KEYS)})")
         if s["command"] not in COMMANDS:
             raise UserError(f"{where}: stages[{i}].command: '{s['command']}' (valid: {', '.join(COMMANDS)})")
         overrides = _overrides(s.get("overrides") or [], f"{where}: stages[{i}].overrides")
