@@ -18,7 +18,6 @@ from nlpx.errors import UserError
 
 log = logging.getLogger("nlpx.data")
 
-CORPUS_SUFFIXES = (".txt", ".jsonl")
 DOC_SPLITS = ("blank_line", "file")
 SENTENCE_MODES = ("punct", "lines")
 
@@ -34,13 +33,16 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 _SENTENCE_END = re.compile(r"([.!?]+[\"'\u201d\u2019\u00bb)\]]*)\s+")
 
 
+FORMATS = ".txt, .jsonl, .json (each also .gz or .zst), .parquet or .arrow files, datasets save_to_disk folders"
+
+
 def expand_paths(paths: list[str]) -> list[pathlib.Path]:
-    """Files named by ``data.paths``: files, folders (their *.txt/*.jsonl, recursively) and globs."""
+    """Files named by ``data.paths``: corpus files (nlpx/data/corpus_files.py), folders (their
+    corpus files, recursively, or a `datasets` save_to_disk folder's shards) and globs."""
     if isinstance(paths, (str, os.PathLike)):  # `data.paths=a.txt` without brackets
         paths = [paths]
     if not paths:
-        raise UserError("data.paths is empty: data=text needs data.paths=[...] "
-                        "(.txt or .jsonl files, folders or globs)")
+        raise UserError(f"data.paths is empty: data=text needs data.paths=[...] ({FORMATS}, or globs)")
     files: list[pathlib.Path] = []
     seen: set[pathlib.Path] = set()
     for entry in paths:
@@ -53,20 +55,24 @@ def expand_paths(paths: list[str]) -> list[pathlib.Path]:
 
 
 def _expand_entry(entry: str) -> list[pathlib.Path]:
+    from nlpx.data.corpus_files import kind_of, saved_dataset_files
+
     path = pathlib.Path(os.path.expanduser(entry))
-    if path.is_file():
+    if path.is_file():  # named explicitly: read as text unless its name says another format
         return [path]
     matches = [path] if path.is_dir() else [pathlib.Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
     if not matches:
-        raise UserError(f"data.paths: '{entry}' does not exist (give .txt or .jsonl files, folders or globs)")
+        raise UserError(f"data.paths: '{entry}' does not exist (give {FORMATS}, or globs)")
     files: list[pathlib.Path] = []
     for m in matches:
         if m.is_dir():
-            files.extend(sorted(f for f in m.rglob("*") if f.suffix.lower() in CORPUS_SUFFIXES and f.is_file()))
-        elif m.is_file():
+            saved = saved_dataset_files(m)
+            files.extend(saved if saved is not None else
+                         sorted(f for f in m.rglob("*") if f.is_file() and kind_of(f) is not None))
+        elif m.is_file() and kind_of(m) is not None:
             files.append(m)
     if not files:
-        raise UserError(f"data.paths: '{entry}' contains no .txt or .jsonl files")
+        raise UserError(f"data.paths: '{entry}' contains no corpus files ({FORMATS})")
     return files
 
 
@@ -98,10 +104,15 @@ def require_nonempty(n_docs: int, files: list[pathlib.Path]) -> None:
 
 
 def _iter_documents(files, doc_split, sentences, text_field) -> Iterator[list[str]]:
+    from nlpx.data.corpus_files import kind_of
+
     for f in files:
         stats = _ReadStats()
-        if f.suffix.lower() == ".jsonl":
+        kind = kind_of(f)
+        if kind == "jsonl":
             docs = _jsonl_documents(f, sentences, text_field, stats)
+        elif kind in ("parquet", "arrow"):
+            docs = _table_documents(f, kind, sentences, text_field, stats)
         else:
             docs = _text_documents(f, doc_split, sentences, stats)
         yield from docs
@@ -130,14 +141,32 @@ class _ReadStats:
 
 
 def _lines(path: pathlib.Path, stats: _ReadStats) -> Iterator[str]:
-    """Decoded lines without line endings; BOM stripped, CRLF/CR read as LF, bad bytes -> U+FFFD."""
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline=None) as fh:
-        for line in fh:
-            line, n_bad = _ESCAPED_BYTE.subn("\ufffd", line.rstrip("\n"))
-            stats.bad_bytes += n_bad
-            if line.strip():
-                stats.has_text = True
-            yield line
+    """Decoded lines without line endings; BOM stripped, CRLF/CR read as LF, bad bytes -> U+FFFD;
+    .gz and .zst decompressed as they stream."""
+    from nlpx.data.corpus_files import open_lines, read_errors, unreadable
+
+    try:
+        with open_lines(path) as fh:
+            for line in fh:
+                line, n_bad = _ESCAPED_BYTE.subn("\ufffd", line.rstrip("\n"))
+                stats.bad_bytes += n_bad
+                if line.strip():
+                    stats.has_text = True
+                yield line
+    except read_errors() as e:
+        raise unreadable(path, e) from None
+
+
+def _table_documents(path, kind, sentences, text_field, stats) -> Iterator[list[str]]:
+    """One document per row of a .parquet file or .arrow shard (empty or null text: skipped)."""
+    from nlpx.data.corpus_files import table_texts
+
+    for _, text in table_texts(path, kind, text_field):
+        if text and text.strip():
+            stats.has_text = True
+            doc = _split_sentences(text.splitlines(), sentences)
+            if doc:
+                yield doc
 
 
 def _text_documents(path, doc_split, sentences, stats) -> Iterator[list[str]]:

@@ -155,10 +155,11 @@ CASES = {
     # ---- nlpx train: data
     "missing data path": (lambda f: f.text("data.paths=[/no/such/dir]"), "data.paths: '/no/such/dir' does not exist"),
     "empty file": (lambda f: f.corpus("blank.txt", "\n \n\n"), "no text found in 1 file(s)"),
-    "empty folder": (lambda f: f.text(f"data.paths=[{f.folder('empty')}]"), "empty' contains no .txt or .jsonl files"),
+    "empty folder": (lambda f: f.text(f"data.paths=[{f.folder('empty')}]"), "empty' contains no corpus files"),
     "malformed jsonl": (lambda f: f.corpus("a.jsonl", '{"text": "a b c."}\n{oops\n'), "a.jsonl:2"),
     "jsonl without text": (lambda f: f.corpus("b.jsonl", '{"body": "a b c."}\n'),
                            "b.jsonl:1: no field 'text' (keys present: 'body'); set data.text_field"),
+    "damaged gz corpus": (lambda f: f.corpus("c.jsonl.gz", b"\x1f\x8b\x08\x00garbage"), "c.jsonl.gz: cannot be read"),
     "one 10 MB line": (lambda f: f.corpus("long.txt", "word " * 2_000_000), "the corpus has one document"),
     "not a tokenizer": (lambda f: f.train(f"data.tokenizer={f.folder('tok')}"), "tok: cannot load a tokenizer there"),
     "tokenizer too big for the checkpoint": (lambda f: f.train(f"model.pretrained={f.pretrained}",

@@ -195,7 +195,8 @@ def test_missing_path_and_empty_glob(tmp_path):
     missing = str(tmp_path / "nope.txt")
     with pytest.raises(UserError) as e:
         expand_paths([missing])
-    assert str(e.value) == f"data.paths: '{missing}' does not exist (give .txt or .jsonl files, folders or globs)"
+    assert str(e.value) == (f"data.paths: '{missing}' does not exist (give .txt, .jsonl, .json (each also .gz or "
+                            ".zst), .parquet or .arrow files, datasets save_to_disk folders, or globs)")
     with pytest.raises(UserError, match=r"does not exist"):
         expand_paths([str(tmp_path / "*.jsonl")])
 
@@ -204,7 +205,8 @@ def test_folder_without_corpus_files(tmp_path):
     write(tmp_path / "d" / "notes.md", "x\n")
     with pytest.raises(UserError) as e:
         expand_paths([str(tmp_path / "d")])
-    assert str(e.value) == f"data.paths: '{tmp_path / 'd'}' contains no .txt or .jsonl files"
+    assert str(e.value) == (f"data.paths: '{tmp_path / 'd'}' contains no corpus files (.txt, .jsonl, .json (each "
+                            "also .gz or .zst), .parquet or .arrow files, datasets save_to_disk folders)")
 
 
 def test_empty_paths_list():
