@@ -99,6 +99,9 @@ class TrainerSchema:
     log_every_n_steps: int = MISSING
     checkpoint_every_n_steps: int = MISSING
     deterministic: bool = MISSING
+    peak_flops: Optional[float] = None  # FLOP/s for MFU where nlpx's table has no entry (nlpx/run/flops.py)
+    checkpoint_every_minutes: Optional[float] = None  # checkpoints by wall time as well as by steps
+    keep_checkpoints: int = 1  # step-numbered checkpoints kept (checkpoints/step-*.ckpt)
 
 
 @dataclass
@@ -148,6 +151,9 @@ def check_renamed(overrides: list[str]) -> None:
 # and keeps its best epoch in memory; embedding training validates on STS pairs, no checkpoints
 PRETRAINING_ONLY = {
     "trainer.checkpoint_every_n_steps": "checkpoints are pretraining's (a run that {does} keeps none)",
+    "trainer.checkpoint_every_minutes": "checkpoints are pretraining's (a run that {does} keeps none)",
+    "trainer.keep_checkpoints": "checkpoints are pretraining's (a run that {does} keeps none)",
+    "trainer.peak_flops": "FLOPs and MFU are measured for pretraining runs",
     "trainer.limit_val_batches": "{command} evaluates on every validation example",
 }
 FINETUNING_UNREAD = {

@@ -96,6 +96,9 @@ def _trainer(cfg) -> None:
                 "checkpoint_every_n_steps"):
         _number(f"trainer.{key}", _get(cfg, f"trainer.{key}"), integer=True, minimum=1)
     _number("trainer.gradient_clip_val", _get(cfg, "trainer.gradient_clip_val"), above=0)
+    _number("trainer.checkpoint_every_minutes", _get(cfg, "trainer.checkpoint_every_minutes"), above=0)
+    _number("trainer.keep_checkpoints", _get(cfg, "trainer.keep_checkpoints"), integer=True, minimum=1)
+    _number("trainer.peak_flops", _get(cfg, "trainer.peak_flops"), above=0)
     precision = _get(cfg, "trainer.precision")
     if precision is not None:
         valid = precisions()

@@ -72,6 +72,7 @@ def pretrain(cfg, overrides: list[str]) -> dict:
     from nlpx.pretrained import check_vocab
     from nlpx.train.datamodule import PretrainDataModule
     from nlpx.run.export import export_hf
+    from nlpx.run.flops import summary as flops_summary
     from nlpx.train.module import PretrainModule
     from nlpx.run.schedule import UNBOUNDED_BATCHES, Budget
     from nlpx.run.trainer import build_trainer
@@ -147,6 +148,8 @@ def pretrain(cfg, overrides: list[str]) -> dict:
             # the objective's own parts (SBO, a pair head, RTD's generator) train with the model and
             # count with it; a table shared by two of them counts once
             "parameters": sum(p.numel() for p in module.parameters()),
+            "flops": flops_summary(module.flops_per_token, module.tokens_seen, module.train_seconds,
+                                   module.peak_flops),
             **objective.describe(model),
             "data": {"cache": str(prepared.path), **{k: prepared.meta[k] for k in
                      ("vocab_size", "train_docs", "val_docs", "train_tokens", "val_tokens")}},

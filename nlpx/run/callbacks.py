@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,46 @@ class _Sink(io.RawIOBase):
 
     def flush(self) -> None:
         self.f.flush()
+
+
+class PeriodicCheckpoint(Callback):
+    """checkpoints/step-<N>.ckpt every `every_steps` optimizer steps and every `every_minutes` of
+    wall time, whichever comes first; the newest `keep` are kept and last.ckpt (what resume reads)
+    is a hard link to the newest (a copy where links are not possible). Lightning's ModelCheckpoint
+    takes a step interval or a time interval, not both, hence this callback."""
+
+    def __init__(self, dirpath, every_steps: int, every_minutes: float | None = None, keep: int = 1):
+        self.dirpath, self.every_steps, self.keep = Path(dirpath), int(every_steps), max(1, int(keep))
+        self.every_seconds = None if every_minutes is None else float(every_minutes) * 60
+        self.last_time, self.last_step = time.monotonic(), -1
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.last_time = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return
+        step = trainer.global_step
+        due = step % self.every_steps == 0 or (
+            self.every_seconds is not None and time.monotonic() - self.last_time >= self.every_seconds)
+        if due and step != self.last_step:
+            self.save(trainer)
+
+    def save(self, trainer) -> None:
+        step = trainer.global_step
+        path = self.dirpath / f"step-{step:08d}.ckpt"
+        trainer.save_checkpoint(path)  # collective; AtomicCheckpointIO writes it atomically
+        self.last_step, self.last_time = step, time.monotonic()
+        if not trainer.is_global_zero:
+            return
+        tmp = self.dirpath / f".last.ckpt.tmp-{os.getpid()}"
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, self.dirpath / "last.ckpt")
+        for old in sorted(self.dirpath.glob("step-*.ckpt"))[:-self.keep]:
+            old.unlink(missing_ok=True)
 
 
 class StopOnSignal(Callback):

@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from nlpx.run.callbacks import AtomicCheckpointIO, PlainProgress, StopOnSignal
+from nlpx.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, PlainProgress, StopOnSignal
 from nlpx.run.schedule import parse_duration
 
 
@@ -23,8 +23,8 @@ def _max_time(value):
 def build_trainer(cfg, run_dir: Path, loggers, *, total_batches: int, monitor: str) -> L.Trainer:
     t, budget = cfg.trainer, cfg.budget
     ckpt_dir = run_dir / "checkpoints"
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=int(t.checkpoint_every_n_steps),
-                           save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False)
+    last = PeriodicCheckpoint(ckpt_dir, every_steps=int(t.checkpoint_every_n_steps),
+                              every_minutes=t.get("checkpoint_every_minutes"), keep=int(t.get("keep_checkpoints") or 1))
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
     terminal = sys.stdout.isatty()

@@ -22,6 +22,14 @@ class PretrainModule(RunModule):
         self.tokens_seen = 0
         self.last_val_step: int | None = None
         self._window: list[tuple[int, float]] = []
+        # model FLOPs per position, counted on the first training batch (nlpx/run/flops.py)
+        self.flops_per_token: float | None = None
+        self.peak_flops: float | None = None
+
+    def on_train_start(self):
+        from nlpx.run.flops import peak_flops
+
+        self.peak_flops = peak_flops(self.cfg)
 
     # -- training ----------------------------------------------------------------------------
     def on_train_batch_start(self, batch, batch_idx):
@@ -30,6 +38,11 @@ class PretrainModule(RunModule):
         self.objective.log_due = (self.trainer.global_step + 1) % self.trainer.log_every_n_steps == 0
 
     def training_step(self, batch, batch_idx):
+        if self.flops_per_token is None:
+            from nlpx.run.flops import count_step_flops
+
+            flops = count_step_flops(lambda: self.objective(self.model, batch)["loss"], self.parameters())
+            self.flops_per_token = flops / batch["input_ids"].numel()
         out = self.objective(self.model, batch)
         n = batch["input_ids"].shape[0]
         # counted here, not in on_train_batch_end: callbacks (the checkpoint) run before that hook
@@ -46,6 +59,10 @@ class PretrainModule(RunModule):
         self._window = (self._window + [(tokens, dt)])[-20:]
         rate = sum(t for t, _ in self._window) / max(sum(d for _, d in self._window), 1e-9)
         self.log("train/tokens_per_s", rate, batch_size=1)
+        if self.flops_per_token:
+            self.log("train/flops_per_s", rate * self.flops_per_token, batch_size=1)
+            if self.peak_flops:
+                self.log("train/mfu", rate * self.flops_per_token / self.peak_flops, batch_size=1)
         self.log("train/tokens_seen", float(self.tokens_seen), batch_size=1)
         self.log_lr()
         if self.budget.max_tokens and self.tokens_seen >= self.budget.max_tokens:

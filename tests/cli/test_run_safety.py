@@ -129,7 +129,7 @@ def test_a_full_disk_is_one_line_exit_1_and_no_temporary_file(small, cache_dir, 
     assert out.returncode == 1
     run = only_run(tmp_path / "runs")
     assert out.stderr.strip().splitlines()[-1] == \
-        f"nlpx: error: no space left on device writing {run / 'checkpoints' / 'last.ckpt'}"
+        f"nlpx: error: no space left on device writing {run / 'checkpoints' / 'step-00000002.ckpt'}"
     assert "Traceback" not in out.stderr
     assert not [p for p in run.rglob("*") if ".tmp" in p.name]
     assert json.loads((run / "run.json").read_text())["status"] == "failed"
