@@ -59,7 +59,8 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
     entry = root / cache_key(spec)
     if not (entry / "meta.json").is_file():
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        _remove_dead_builds(root)
+        tmp = Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=root))
         try:
             _build(tmp, corpus, spec, val_fraction, make_tokenizer)
             try:
@@ -73,6 +74,25 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
     else:
         log.info("corpus cache hit: %s", entry)
     return load(entry)
+
+
+def _remove_dead_builds(root: Path) -> None:
+    """Build folders left by a process that was killed (its pid is gone): never an entry, since an
+    entry appears only by the final rename, but disk space."""
+    for folder in root.glob(".build-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load(entry: Path) -> PreparedCorpus:
@@ -133,16 +153,17 @@ def _doc_hash(n: int) -> np.ndarray:
 
 
 def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -> None:
-    counter = {"docs": 0}
+    counter = {"docs": None}
 
     def sentences():
-        counter["docs"] = 0
+        n = 0
         for doc in corpus.documents():
-            counter["docs"] += 1
+            n += 1
             yield from doc
+        counter["docs"] = n  # only a pass that reached the end counts (a sample may stop early)
 
     tokenizer = make_tokenizer(sentences)  # pass 1: train (or only count) over the corpus
-    if counter["docs"] == 0:  # a loaded tokenizer may not have consumed the iterator
+    if counter["docs"] is None:  # a loaded tokenizer does not read the corpus
         for _ in sentences():
             pass
     n_docs = counter["docs"]
@@ -198,15 +219,21 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
 
 class _SplitWriter:
     """Appends documents to tokens.bin and their word-start flags (one byte per token) to
-    word_starts.bin; keeps only per-sentence lengths in memory."""
+    word_starts.bin, and the sentence lengths and per-document sentence counts to files of their
+    own, so that memory does not grow with the corpus; close() turns those into the offset arrays."""
+
+    _FLUSH = 1 << 16  # lengths buffered before a write
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True)
         self.folder = folder
         self.file = open(folder / "tokens.bin", "wb")
         self.starts_file = open(folder / "word_starts.bin", "wb")
+        self.lens_file = open(folder / "sent_lens.tmp", "wb")
+        self.docs_file = open(folder / "doc_sents.tmp", "wb")
         self.sent_lens: list[int] = []
-        self.doc_sents: list[int] = [0]
+        self.doc_ends: list[int] = []
+        self.n_sents = self.n_docs = 0
 
     def add(self, sentences: list[tuple[list[int], np.ndarray]]) -> None:
         """One document: (token ids, word-start flags) per non-empty sentence."""
@@ -216,13 +243,36 @@ class _SplitWriter:
             self.file.write(np.asarray(ids, dtype=np.int32).tobytes())
             self.starts_file.write(np.asarray(starts, dtype=np.bool_).tobytes())
             self.sent_lens.append(len(ids))
-        self.doc_sents.append(len(self.sent_lens))
+        self.n_sents += len(sentences)
+        self.n_docs += 1
+        self.doc_ends.append(self.n_sents)
+        if len(self.sent_lens) >= self._FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.lens_file.write(np.asarray(self.sent_lens, dtype=np.int64).tobytes())
+        self.docs_file.write(np.asarray(self.doc_ends, dtype=np.int64).tobytes())
+        self.sent_lens, self.doc_ends = [], []
 
     def close(self) -> tuple[int, int]:
-        self.file.close()
-        self.starts_file.close()
-        offsets = np.zeros(len(self.sent_lens) + 1, dtype=np.int64)
-        np.cumsum(self.sent_lens, out=offsets[1:])
-        np.save(self.folder / "sent_offsets.npy", offsets)
-        np.save(self.folder / "doc_sents.npy", np.asarray(self.doc_sents, dtype=np.int64))
-        return len(self.doc_sents) - 1, int(offsets[-1])
+        self._flush()
+        for f in (self.file, self.starts_file, self.lens_file, self.docs_file):
+            f.close()
+        offsets = np.lib.format.open_memmap(self.folder / "sent_offsets.npy", mode="w+", dtype=np.int64,
+                                            shape=(self.n_sents + 1,))
+        offsets[0] = 0
+        if self.n_sents:
+            np.cumsum(np.memmap(self.folder / "sent_lens.tmp", dtype=np.int64, mode="r"), out=offsets[1:])
+        total = int(offsets[-1])
+        offsets.flush()
+        del offsets
+        doc_sents = np.lib.format.open_memmap(self.folder / "doc_sents.npy", mode="w+", dtype=np.int64,
+                                              shape=(self.n_docs + 1,))
+        doc_sents[0] = 0
+        if self.n_docs:
+            doc_sents[1:] = np.memmap(self.folder / "doc_sents.tmp", dtype=np.int64, mode="r")
+        doc_sents.flush()
+        del doc_sents
+        (self.folder / "sent_lens.tmp").unlink()
+        (self.folder / "doc_sents.tmp").unlink()
+        return self.n_docs, total

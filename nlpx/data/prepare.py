@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.utils import get_class
 
 from nlpx.data.cache import PreparedCorpus, file_digest, prepare
-from nlpx.data.tokenizer import load_tokenizer, train_tokenizer
+from nlpx.data.tokenizer import load_tokenizer, sample_sentences, train_tokenizer
 from nlpx.pretrained import resolve_pretrained
 
 
@@ -23,10 +23,14 @@ def tokenizer_source(cfg) -> tuple[dict, object]:
         spec = {"load": str(folder), "digest": file_digest(tok_file) if tok_file else None}
         return spec, lambda sentences: tok
     kind, vocab, lower = cfg.model.tokenizer_kind, int(cfg.data.vocab_size), bool(cfg.model.lowercase)
+    sample = cfg.data.get("tokenizer_sample_bytes")
     # "trainer": 2 since WordPiece training became deterministic: entries of the old one differ
     spec = {"train": kind, "vocab_size": vocab, "lowercase": lower, "trainer": 2}
-    return spec, lambda sentences: train_tokenizer(sentences, kind=kind, vocab_size=vocab,
-                                                   lowercase=lower)
+    if sample is not None:
+        spec["sample_bytes"] = int(sample)
+    return spec, lambda sentences: train_tokenizer(
+        sentences if sample is None else sample_sentences(sentences, int(sample)), kind=kind, vocab_size=vocab,
+        lowercase=lower)
 
 
 def _tokenizer_file(folder):

@@ -68,6 +68,37 @@ def train_tokenizer(sentences, *, kind: str, vocab_size: int, lowercase: bool):
     raise UserError(f"model.tokenizer_kind={kind}: unknown tokenizer kind (valid: {', '.join(KINDS)})")
 
 
+def sample_sentences(sentences, max_bytes: int, seed: int = 0):
+    """`sentences` (a function giving an iterator) cut to a seeded sample of about `max_bytes` of
+    UTF-8 text, for training a vocabulary on a large corpus: each sentence is kept with probability
+    max_bytes / the corpus's bytes, decided by a hash of its position (the same sample in every
+    process), and the sample stops at max_bytes. The corpus's bytes are counted by one more pass."""
+    total: list[int] = []
+
+    def passes():
+        if not total:
+            total.append(sum(len(s.encode("utf-8")) for s in sentences()))
+        keep = min(1.0, max_bytes / max(total[0], 1))
+        threshold, taken = int(keep * (1 << 64)), 0
+        for i, text in enumerate(sentences()):
+            if keep < 1.0 and _splitmix64(i ^ seed) >= threshold:
+                continue
+            taken += len(text.encode("utf-8"))
+            if taken > max_bytes:
+                return
+            yield text
+
+    return passes
+
+
+def _splitmix64(x: int) -> int:
+    """A fixed pseudo-random 64-bit value for x (splitmix64's finaliser)."""
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
 def load_tokenizer(path: str | Path, *, key: str = "data.tokenizer"):
     from transformers import AutoTokenizer
 

@@ -31,7 +31,7 @@ def only_run(runs: Path) -> Path:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_says_where_and_the_resume_equals_an_uninterrupted_run(sig, cache_dir, tmp_path):
-    steps = 40
+    steps = 300  # long enough that the run is still training when the signal arrives, even on a loaded machine
     full = cli(*train_args(tmp_path / "a", steps), cache_dir=cache_dir)
     assert full.returncode == 0, full.stderr
     reference = json.loads((only_run(tmp_path / "a") / "summary.json").read_text())
