@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,34 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
     return load(entry)
 
 
+class _Encoder:
+    """Sentences -> (token ids, word-start flags) per sentence."""
+
+    def __init__(self, backend, from_offsets: bool):
+        self.backend, self.from_offsets = backend, from_offsets
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(token ids, word-start flags) of all the sentences end to end, and each one's length."""
+        encoded = self.backend.encode_batch(texts, add_special_tokens=False) if texts else []
+        lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
+        ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in encoded]) if encoded else \
+            np.zeros(0, dtype=np.int32)
+        starts = [word_start_flags(e, t, from_offsets=self.from_offsets) for e, t in zip(encoded, texts)]
+        return ids, (np.concatenate(starts) if starts else np.zeros(0, dtype=bool)), lengths
+
+
+def plain_backend(tokenizer):
+    """The tokenizer's backend without the padding and truncation its tokenizer.json may carry
+    (sentence-transformers exports pad and cut every input to 128): the corpus keeps every token
+    of every sentence, and no padding."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.no_truncation()
+    return backend
+
+
 def _remove_dead_builds(root: Path) -> None:
     """Build folders left by a process that was killed (its pid is gone): never an entry, since an
     entry appears only by the final rename, but disk space."""
@@ -136,8 +165,11 @@ def word_start_flags(encoding, text: str | None = None, *, from_offsets: bool = 
         first = np.fromiter((s for s, _ in encoding.offsets), dtype=np.int64, count=len(encoding))
         words = char_word[np.minimum(first, n)]
     else:
-        words = np.fromiter((-1 if w is None else w for w in encoding.word_ids), dtype=np.int64,
-                            count=len(encoding))
+        try:  # without special tokens every token has a word id: a list numpy converts in C
+            words = np.array(encoding.word_ids, dtype=np.int64)
+        except TypeError:  # some None (a token of no word)
+            words = np.fromiter((-1 if w is None else w for w in encoding.word_ids), dtype=np.int64,
+                                count=len(encoding))
     flags = np.ones(words.size, dtype=bool)
     flags[1:] = (words[1:] != words[:-1]) | (words[1:] < 0)
     return flags
@@ -178,30 +210,45 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
     is_val[np.argsort(_doc_hash(n_docs), kind="stable")[:n_val]] = True
 
     writers = {s: _SplitWriter(tmp / s) for s in SPLITS}
-    backend = tokenizer.backend_tokenizer
+    backend = plain_backend(tokenizer)
     from_offsets = backend.pre_tokenizer is None
     if from_offsets:
         log.info("the tokenizer has no pre-tokenizer: word boundaries come from whitespace in the "
                  "text, through the token offsets")
-    pending: list[tuple[int, list[str]]] = []
 
-    def flush():
-        flat = [s for _, d in pending for s in d]
-        encoded = backend.encode_batch(flat, add_special_tokens=False) if flat else []
-        pos = 0
+    def batches():
+        pending, n = [], 0
+        for d, doc in enumerate(corpus.documents()):
+            pending.append((d, doc))
+            n += len(doc)
+            if n >= _ENCODE_BATCH:
+                yield pending
+                pending, n = [], 0
+        if pending:
+            yield pending
+
+    def write(pending, encoded):
+        ids, starts, lengths = encoded
+        ends = np.cumsum(lengths)
+        sent = 0
         for d, doc in pending:
-            sents = [(encoded[pos + i].ids, word_start_flags(encoded[pos + i], text,
-                                                             from_offsets=from_offsets))
-                     for i, text in enumerate(doc)]
-            pos += len(doc)
-            writers["val" if is_val[d] else "train"].add([s for s in sents if s[0]])
-        pending.clear()
+            first, last = sent, sent + len(doc)
+            a, b = (int(ends[first - 1]) if first else 0), (int(ends[last - 1]) if last else 0)
+            writers["val" if is_val[d] else "train"].add(ids[a:b], starts[a:b], lengths[first:last])
+            sent = last
 
-    for d, doc in enumerate(corpus.documents()):  # pass 2: tokenize and write
-        pending.append((d, doc))
-        if sum(len(x) for _, x in pending) >= _ENCODE_BATCH:
-            flush()
-    flush()
+    # pass 2: tokenize and write. The tokenizers library encodes a batch (on every core, without
+    # the GIL) while this thread reads the next documents and writes the previous batch.
+    encoder = _Encoder(backend, from_offsets)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = None
+        for pending in batches():
+            nxt = pool.submit(lambda p: (p, encoder([t for _, d in p for t in d])), pending)
+            if running is not None:
+                write(*running.result())
+            running = nxt
+        if running is not None:
+            write(*running.result())
     counts = {s: w.close() for s, w in writers.items()}
     for s, (docs, _) in counts.items():
         if docs == 0:
@@ -235,15 +282,16 @@ class _SplitWriter:
         self.doc_ends: list[int] = []
         self.n_sents = self.n_docs = 0
 
-    def add(self, sentences: list[tuple[list[int], np.ndarray]]) -> None:
-        """One document: (token ids, word-start flags) per non-empty sentence."""
-        if not sentences:
+    def add(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+        """One document: its sentences' token ids and word-start flags end to end, and their
+        lengths (empty sentences are dropped; a document without tokens is skipped)."""
+        lengths = lengths[lengths > 0]
+        if not lengths.size:
             return
-        for ids, starts in sentences:
-            self.file.write(np.asarray(ids, dtype=np.int32).tobytes())
-            self.starts_file.write(np.asarray(starts, dtype=np.bool_).tobytes())
-            self.sent_lens.append(len(ids))
-        self.n_sents += len(sentences)
+        self.file.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
+        self.starts_file.write(np.ascontiguousarray(starts, dtype=np.bool_).tobytes())
+        self.sent_lens.extend(lengths.tolist())
+        self.n_sents += int(lengths.size)
         self.n_docs += 1
         self.doc_ends.append(self.n_sents)
         if len(self.sent_lens) >= self._FLUSH:
