@@ -136,8 +136,9 @@ def load(entry: Path) -> PreparedCorpus:
 def _load_split(folder: Path) -> TokenizedCorpus:
     tokens = np.memmap(folder / "tokens.bin", dtype=np.int32, mode="r")
     word_starts = np.memmap(folder / "word_starts.bin", dtype=np.bool_, mode="r")
-    return TokenizedCorpus(tokens, np.load(folder / "sent_offsets.npy"),
-                           np.load(folder / "doc_sents.npy"), word_starts)
+    # memory-mapped like the tokens: a gigabyte corpus has tens of millions of sentence offsets
+    return TokenizedCorpus(tokens, np.load(folder / "sent_offsets.npy", mmap_mode="r"),
+                           np.load(folder / "doc_sents.npy", mmap_mode="r"), word_starts)
 
 
 def word_start_flags(encoding, text: str | None = None, *, from_offsets: bool = False) -> np.ndarray:
