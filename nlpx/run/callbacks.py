@@ -114,7 +114,11 @@ class StopOnSignal(Callback):
         self.checkpoint = checkpoint
 
     def on_train_start(self, trainer, pl_module) -> None:
+        interrupt.reclaim()
         interrupt.listen(True)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        interrupt.reclaim()
 
     def on_train_end(self, trainer, pl_module) -> None:
         interrupt.listen(False)

@@ -14,7 +14,7 @@ import contextlib
 import signal
 import threading
 
-_state = {"received": None, "listening": 0}
+_state = {"received": None, "listening": 0, "active": False}
 
 
 class Interrupted(BaseException):
@@ -55,10 +55,18 @@ def handling():
         yield
         return
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    _state.update(received=None, listening=0)
+    _state.update(received=None, listening=0, active=True)
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        _state.update(received=None, listening=0)
+        _state.update(received=None, listening=0, active=False)
+
+
+def reclaim() -> None:
+    """Lightning puts its own SIGTERM handler in front of ours when a fit or validate starts; it
+    ends the run with a SystemExit of status 0 and no checkpoint. Within `handling()`, ours goes
+    back (called by StopOnSignal as training or validation starts)."""
+    if _state["active"] and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _handler)

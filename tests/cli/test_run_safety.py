@@ -168,3 +168,46 @@ def test_package_model_is_found_without_importing_the_package(tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert resolve_pretrained("package:shipsamodel") == pkg / "model"
     assert "shipsamodel" not in sys.modules
+
+
+def test_lightnings_sigterm_handler_gives_way_to_nlpxs():
+    """Lightning installs a SIGTERM handler when fit or validate starts, which ends the run with a
+    SystemExit of status 0 and no checkpoint; StopOnSignal puts nlpx's back for both."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from nlpx.run import interrupt
+    from nlpx.run.callbacks import StopOnSignal
+
+    seen = []
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(("train", signal.getsignal(signal.SIGTERM) is interrupt._handler))
+
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            seen.append(("val", signal.getsignal(signal.SIGTERM) is interrupt._handler))
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).sum()
+
+        def validation_step(self, batch, batch_idx):
+            return self.layer(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2)
+    with interrupt.handling():
+        trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                            callbacks=[StopOnSignal(), Probe()])
+        trainer.validate(Tiny(), data, verbose=False)
+        trainer.fit(Tiny(), data, data)
+    assert seen and all(ok for _, ok in seen), seen
+    assert {kind for kind, _ in seen} == {"train", "val"}
