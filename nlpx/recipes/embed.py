@@ -35,11 +35,6 @@ ST_POOLING = {"cls_before_pooler": "pooling_mode_cls_token", "mean": "pooling_mo
 VALIDATION_SPLITS = ("auto", "dev", "test", "none")
 
 
-def step_cap(value) -> int | None:
-    """budget.max_steps for an embedding run (checked with the config: null or >= 1)."""
-    return None if value is None else int(value)
-
-
 def check_embedding_config(cfg) -> None:
     """What an embedding run needs beyond the ranges every config is checked for
     (nlpx/validate.py), before any output exists."""
@@ -132,7 +127,7 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     # Lightning steps the optimizer after every `accumulate` batches and at an epoch's last batch
     accumulate = int(cfg.trainer.accumulate_grad_batches)
     total = int(cfg.budget.max_epochs) * math.ceil((len(data.rows) // batch_size) / accumulate)
-    cap = step_cap(cfg.budget.max_steps)
+    cap = None if cfg.budget.max_steps is None else int(cfg.budget.max_steps)  # checked >= 1 with the config
     total = min(total, cap) if cap else total
     collate = Collator(tokenizer, kind, max_length, repeat=objective.collate_repeat(int(cfg.seed)),
                        position_limit=limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -48,7 +49,6 @@ def swap_in(new: Path, target: Path) -> None:
 def _exchange(a: Path, b: Path) -> bool:
     """renameat2(RENAME_EXCHANGE): Python's os has no call for it."""
     import ctypes
-    import os
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
