@@ -87,6 +87,8 @@ def _budget(cfg) -> None:
 def _batches(cfg) -> None:
     _number("data.tokenizer_sample_bytes", _get(cfg, "data.tokenizer_sample_bytes"), integer=True, minimum=1,
             why=" (null: the whole corpus)")
+    _number("data.tokenize_workers", _get(cfg, "data.tokenize_workers"), integer=True, minimum=1,
+            why=" (null: one per CPU)")
     for key in ("data.batch_size", "data.seq_len", "task.batch_size", "task.max_length", "objective.batch_size",
                 "objective.max_length", "objective.eval_batch_size", "objective.min_words", "eval.batch_size",
                 "eval.max_length"):

@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ log = logging.getLogger("nlpx.data")
 CACHE_VERSION = 3  # 2: at least two validation documents; 3: word_starts.bin
 SPLITS = ("train", "val")
 _ENCODE_BATCH = 4096  # sentences per tokenizers.encode_batch call
+_LOCAL_BATCHES = 1  # batches encoded in this process before worker processes start (a tiny corpus never starts them)
 
 
 @dataclass
@@ -47,12 +50,14 @@ def file_digest(path: Path) -> str:
 
 
 def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spec: dict,
-            make_tokenizer) -> PreparedCorpus:
+            make_tokenizer, workers: int | None = None) -> PreparedCorpus:
     """Return the cached corpus for (corpus, tokenizer spec), building it on a miss.
 
     `make_tokenizer(sentences)` returns a fast tokenizer (trained or loaded); `sentences()` gives a
-    fresh iterator over the corpus's sentences each time it is called.
+    fresh iterator over the corpus's sentences each time it is called. `workers`: processes that
+    encode (None: one per CPU this process may use; 1: this process only).
     """
+    workers = len(os.sched_getaffinity(0)) if workers is None else workers
     if not 0 < val_fraction < 1:
         raise UserError(f"data.val_fraction={val_fraction}: must be in (0, 1)")
     spec = {"corpus": corpus.fingerprint(), "tokenizer": tokenizer_spec, "val_fraction": val_fraction}
@@ -63,7 +68,7 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
         _remove_dead_builds(root)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=root))
         try:
-            _build(tmp, corpus, spec, val_fraction, make_tokenizer)
+            _build(tmp, corpus, spec, val_fraction, make_tokenizer, workers)
             try:
                 os.replace(tmp, entry)
             except OSError:  # another process finished the same entry first: keep theirs
@@ -78,19 +83,136 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
 
 
 class _Encoder:
-    """Sentences -> (token ids, word-start flags) per sentence."""
+    """Documents (lists of sentences) -> token ids, word-start flags and each sentence's length.
 
-    def __init__(self, backend, from_offsets: bool):
-        self.backend, self.from_offsets = backend, from_offsets
+    Where the tokenizer allows it (see `_joining_is_exact`), a document's sentences are encoded as
+    one text joined by the tokenizer's separator token and cut back at that token: one `Encoding`
+    a document instead of one a sentence, which is much of the cost of encoding short sentences
+    (the tokenizers library hands each Encoding over as Python objects). The tokenizers library
+    splits a text at its special tokens before it normalizes and pre-tokenizes the pieces, so
+    each sentence is tokenized as if alone. A document with the separator's text inside a
+    sentence, and every document of a tokenizer where joining is not exact, is encoded sentence
+    by sentence.
+    """
 
-    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __init__(self, backend, from_offsets: bool, separator: str | None, join: bool | None = None):
+        self.backend, self.from_offsets, self.separator = backend, from_offsets, separator
+        self.sep_id = backend.token_to_id(separator) if separator is not None else None
+        if join is None:
+            join = self.sep_id is not None and not from_offsets and _joining_is_exact(self)
+        self.join = join
+
+    def __call__(self, docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(token ids, word-start flags) of all the sentences end to end, and each one's length."""
-        encoded = self.backend.encode_batch(texts, add_special_tokens=False) if texts else []
-        lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
-        ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in encoded]) if encoded else \
-            np.zeros(0, dtype=np.int32)
-        starts = [word_start_flags(e, t, from_offsets=self.from_offsets) for e, t in zip(encoded, texts)]
-        return ids, (np.concatenate(starts) if starts else np.zeros(0, dtype=bool)), lengths
+        parts = self._joined(docs) if self.join else [None] * len(docs)
+        redo = [i for i, part in enumerate(parts) if part is None]
+        for i, part in zip(redo, self._alone([docs[i] for i in redo])):
+            parts[i] = part
+        if not parts:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+    def _alone(self, docs):
+        texts = [t for d in docs for t in d]
+        encoded = iter(self.backend.encode_batch(texts, add_special_tokens=False) if texts else [])
+        out = []
+        for doc in docs:
+            es = [next(encoded) for _ in doc]
+            ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in es]) if es else \
+                np.zeros(0, dtype=np.int32)
+            starts = np.concatenate([word_start_flags(e, t, from_offsets=self.from_offsets)
+                                     for e, t in zip(es, doc)]) if es else np.zeros(0, dtype=bool)
+            out.append((ids, starts, np.fromiter(map(len, es), dtype=np.int64, count=len(es))))
+        return out
+
+    def _joined(self, docs):
+        """Each document's (ids, word starts, lengths) from its joined encoding, or None where the
+        separator's text occurs in a sentence."""
+        sep = self.separator
+        whole = [i for i, d in enumerate(docs) if not any(sep in s for s in d)]
+        encoded = self.backend.encode_batch([sep.join(docs[i]) for i in whole], add_special_tokens=False) \
+            if whole else []
+        parts = [None] * len(docs)
+        for i, e in zip(whole, encoded):
+            ids = np.array(e.ids, dtype=np.int32)
+            cuts = np.flatnonzero(ids == self.sep_id)
+            if cuts.size == len(docs[i]) - 1:
+                keep = ids != self.sep_id
+                lengths = np.diff(np.concatenate([[-1], cuts, [ids.size]])) - 1
+                parts[i] = ids[keep], word_start_flags(e)[keep], lengths
+        return parts
+
+
+_PROBE = ("Tom's 2nd café, (naïve) x-rays.", "Über 42  quirks; ok?", "é", "end ...", "\u00ad",
+          "two\nlines", "\x07 bell")
+
+
+def _joining_is_exact(encoder) -> bool:
+    """Whether the joined encoding cut back gives exactly the tokens and word starts of each
+    sentence encoded alone, checked on a probe document with this tokenizer: true where the
+    separator token is split off before normalizing (a special token, as usual) and nothing
+    treats the text after it differently from the start of a text (WordPiece, byte-level BPE);
+    false, for instance, for a Metaspace (SentencePiece) tokenizer that prefixes "▁" to the
+    first word of a text only."""
+    alone, joined = encoder._alone([list(_PROBE)])[0], encoder._joined([list(_PROBE)])[0]
+    return joined is not None and all(np.array_equal(a, b) for a, b in zip(alone, joined))
+
+
+def _encode_all(batches, backend, from_offsets: bool, separator: str | None, workers: int):
+    """(batch, its encoding) for every batch of documents, in order, with a bounded number in
+    flight. The first batches are encoded here, on a thread (the tokenizers library encodes a
+    batch on every core, without the GIL, while this thread reads on); a corpus with more than
+    `_LOCAL_BATCHES` batches goes on in `workers` processes, each encoding on one core, because
+    cutting documents into sentences and word starts is Python work that a thread cannot spread
+    over the cores (a small corpus does not pay for starting them)."""
+    encoder = _Encoder(backend, from_offsets, separator)
+    queue: deque = deque()
+    pool = None
+    with ThreadPoolExecutor(max_workers=1) as local:
+        try:
+            for i, pending in enumerate(batches):
+                docs = [d for _, d in pending]
+                if workers > 1 and i >= _LOCAL_BATCHES:
+                    if pool is None:
+                        # the platform's start method, as torch's DataLoader and datasets' num_proc
+                        # use (fork on Linux: no re-import of the caller's script); forked only once
+                        # this process's own encoding is done, so that no thread of it is busy
+                        while queue:
+                            pending_, future = queue.popleft()
+                            yield pending_, future.result()
+                        pool = ProcessPoolExecutor(workers, initializer=_start_worker,
+                                                   initargs=(backend.to_str(), from_offsets, separator, encoder.join))
+                    queue.append((pending, pool.submit(_encode_in_worker, docs)))
+                else:
+                    queue.append((pending, local.submit(encoder, docs)))
+                while len(queue) > 2 * max(workers, 1):
+                    pending_, future = queue.popleft()
+                    yield pending_, future.result()
+            while queue:
+                pending_, future = queue.popleft()
+                yield pending_, future.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker_encoder = None
+
+
+def _start_worker(backend_json: str, from_offsets: bool, separator: str | None, join: bool) -> None:
+    # Ctrl-C and SIGTERM reach the whole process group: the parent handles them (it stops, and
+    # shuts the pool down once the running batches are done)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core each: the processes are the parallelism
+    from tokenizers import Tokenizer
+
+    global _worker_encoder
+    _worker_encoder = _Encoder(Tokenizer.from_str(backend_json), from_offsets, separator, join=join)
+
+
+def _encode_in_worker(docs):
+    return _worker_encoder(docs)
 
 
 def plain_backend(tokenizer):
@@ -185,7 +307,7 @@ def _doc_hash(n: int) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -> None:
+def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, workers: int) -> None:
     counter = {"docs": None}
 
     def sentences():
@@ -196,10 +318,8 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
         counter["docs"] = n  # only a pass that reached the end counts (a sample may stop early)
 
     tokenizer = make_tokenizer(sentences)  # pass 1: train (or only count) over the corpus
-    if counter["docs"] is None:  # a loaded tokenizer does not read the corpus
-        for _ in sentences():
-            pass
-    n_docs = counter["docs"]
+    # a loaded tokenizer does not read the corpus: count its documents (the split needs the number)
+    n_docs = corpus.count_documents() if counter["docs"] is None else counter["docs"]
     corpus.check_empty(n_docs)
     if n_docs < 2:
         raise UserError("data: the corpus has one document; a validation split needs at least two "
@@ -238,18 +358,9 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer) -
             writers["val" if is_val[d] else "train"].add(ids[a:b], starts[a:b], lengths[first:last])
             sent = last
 
-    # pass 2: tokenize and write. The tokenizers library encodes a batch (on every core, without
-    # the GIL) while this thread reads the next documents and writes the previous batch.
-    encoder = _Encoder(backend, from_offsets)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        running = None
-        for pending in batches():
-            nxt = pool.submit(lambda p: (p, encoder([t for _, d in p for t in d])), pending)
-            if running is not None:
-                write(*running.result())
-            running = nxt
-        if running is not None:
-            write(*running.result())
+    # pass 2: tokenize and write, in document order
+    for pending, encoded in _encode_all(batches(), backend, from_offsets, tokenizer.sep_token, workers):
+        write(pending, encoded)
     counts = {s: w.close() for s, w in writers.items()}
     for s, (docs, _) in counts.items():
         if docs == 0:

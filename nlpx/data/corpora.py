@@ -25,6 +25,9 @@ class SyntheticCorpus:
         return {"synthetic": [c.num_docs, c.generator_seed, c.num_topics, c.min_sentences,
                               c.max_sentences]}
 
+    def count_documents(self) -> int:
+        return sum(1 for _ in self.documents())
+
     def check_empty(self, n_docs: int) -> None:
         pass
 
@@ -53,6 +56,11 @@ class TextCorpus:
         c = self.cfg
         return {"files": fingerprint(self.files), "doc_split": c.doc_split,
                 "sentences": c.sentences, "text_field": c.text_field}
+
+    def count_documents(self) -> int:
+        from nlpx.data.sources import count_documents
+
+        return count_documents(self.files, doc_split=self.cfg.doc_split, text_field=self.cfg.text_field)
 
     def check_empty(self, n_docs: int) -> None:
         from nlpx.data.sources import require_nonempty

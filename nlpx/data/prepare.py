@@ -45,4 +45,5 @@ def prepare_corpus(cfg) -> PreparedCorpus:
     corpus = get_class(cfg.data._target_)(cfg.data)
     spec, make_tokenizer = tokenizer_source(cfg)
     return prepare(corpus, cache_dir=cfg.data.cache_dir, val_fraction=float(cfg.data.val_fraction),
-                   tokenizer_spec=spec, make_tokenizer=make_tokenizer)
+                   tokenizer_spec=spec, make_tokenizer=make_tokenizer,
+                   workers=cfg.data.get("tokenize_workers"))

@@ -96,6 +96,13 @@ def read_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", 
     return _iter_documents(files, doc_split, sentences, text_field)
 
 
+def count_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", text_field: str = "text") -> int:
+    """How many documents `read_documents` yields, read without splitting sentences (a document
+    is yielded in either mode exactly when it has a non-blank line), for a cache build whose
+    tokenizer did not read the corpus."""
+    return sum(1 for _ in read_documents(files, doc_split=doc_split, sentences="lines", text_field=text_field))
+
+
 def require_nonempty(n_docs: int, files: list[pathlib.Path]) -> None:
     if n_docs == 0:
         names = [str(f) for f in files]
@@ -212,5 +219,7 @@ def _split_sentences(lines: Iterable[str], mode: str) -> list[str]:
     if mode == "lines":
         return stripped
     # Joining first lets hard-wrapped prose (e.g. Gutenberg books) split across line breaks.
-    joined = " ".join(stripped)
-    return [s.strip() for s in _SENTENCE_END.sub("\\1\n", joined).split("\n") if s.strip()]
+    # split() keeps the captured sentence ends: [text, end, text, end, ..., text]
+    parts = _SENTENCE_END.split(" ".join(stripped))
+    ends = [text + end for text, end in zip(parts[0::2], parts[1::2])] + [parts[-1]]
+    return [s for s in (t.strip() for t in ends) if s]

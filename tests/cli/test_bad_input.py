@@ -147,6 +147,8 @@ CASES = {
     "masking ratio": (lambda f: f.train("objective.masking.ratio=1.5"), "objective.masking: ratio must be in (0, 1), got 1.5"),
     "80/10/10 sum": (lambda f: f.train("objective.masking.mask=0.5"), "objective.masking: mask + random + keep must sum to 1"),
     "val_fraction": (lambda f: f.train("data.val_fraction=1.5"), "data.val_fraction=1.5: must be in (0, 1)"),
+    "tokenize_workers": (lambda f: f.train("data.tokenize_workers=0"),
+                         "data.tokenize_workers=0: must be an integer >= 1 (null: one per CPU)"),
     "gpt2 masked": (lambda f: f.train("model=gpt2", "objective=mlm"),
                     "objective=mlm needs a bidirectional encoder; model=gpt2 is decoder-only"),
     "task in pretraining": (lambda f: f.train("task=sst2"), "task=sst2: a task is read by fine-tuning"),

@@ -308,6 +308,9 @@ class ListCorpus:
     def fingerprint(self):
         return {"docs": self.docs}
 
+    def count_documents(self):
+        return len(self.docs)
+
     def check_empty(self, n):
         pass
 
