@@ -349,14 +349,18 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, w
             yield pending
 
     def write(pending, encoded):
+        """A batch's documents, each run of consecutive documents of one split at once."""
         ids, starts, lengths = encoded
-        ends = np.cumsum(lengths)
-        sent = 0
-        for d, doc in pending:
-            first, last = sent, sent + len(doc)
-            a, b = (int(ends[first - 1]) if first else 0), (int(ends[last - 1]) if last else 0)
-            writers["val" if is_val[d] else "train"].add(ids[a:b], starts[a:b], lengths[first:last])
-            sent = last
+        docs = np.array([d for d, _ in pending], dtype=np.int64)
+        sents = np.array([len(doc) for _, doc in pending], dtype=np.int64)
+        sent_at = np.concatenate([[0], np.cumsum(sents)])
+        tok_at = np.concatenate([[0], np.cumsum(lengths)])
+        split = is_val[docs]
+        bounds = np.concatenate([[0], np.flatnonzero(split[1:] != split[:-1]) + 1, [docs.size]])
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            s0, s1 = sent_at[a], sent_at[b]
+            writers["val" if split[a] else "train"].add(ids[tok_at[s0]:tok_at[s1]], starts[tok_at[s0]:tok_at[s1]],
+                                                       lengths[s0:s1], sents[a:b])
 
     # pass 2: tokenize and write, in document order
     for pending, encoded in _encode_all(batches(), backend, from_offsets, tokenizer.sep_token, workers):
@@ -390,29 +394,36 @@ class _SplitWriter:
         self.starts_file = open(folder / "word_starts.bin", "wb")
         self.lens_file = open(folder / "sent_lens.tmp", "wb")
         self.docs_file = open(folder / "doc_sents.tmp", "wb")
-        self.sent_lens: list[int] = []
-        self.doc_ends: list[int] = []
-        self.n_sents = self.n_docs = 0
+        self.sent_lens: list[np.ndarray] = []
+        self.doc_ends: list[np.ndarray] = []
+        self.n_sents = self.n_docs = self.buffered = 0
 
-    def add(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
-        """One document: its sentences' token ids and word-start flags end to end, and their
-        lengths (empty sentences are dropped; a document without tokens is skipped)."""
-        lengths = lengths[lengths > 0]
-        if not lengths.size:
+    def add(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, doc_sents: np.ndarray) -> None:
+        """Consecutive documents: their sentences' token ids and word-start flags end to end, the
+        sentences' lengths and each document's number of sentences. Empty sentences are dropped,
+        and a document left without any is skipped."""
+        kept = lengths > 0
+        doc_sents = doc_sents[doc_sents > 0]  # (reduceat reads a zero-length segment as one element)
+        per_doc = np.add.reduceat(kept.astype(np.int64), np.cumsum(doc_sents) - doc_sents) if doc_sents.size else \
+            np.zeros(0, dtype=np.int64)  # each document's non-empty sentences
+        per_doc = per_doc[per_doc > 0]
+        if not per_doc.size:
             return
         self.file.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
         self.starts_file.write(np.ascontiguousarray(starts, dtype=np.bool_).tobytes())
-        self.sent_lens.extend(lengths.tolist())
-        self.n_sents += int(lengths.size)
-        self.n_docs += 1
-        self.doc_ends.append(self.n_sents)
-        if len(self.sent_lens) >= self._FLUSH:
+        self.sent_lens.append(lengths[kept].astype(np.int64))
+        self.doc_ends.append(self.n_sents + np.cumsum(per_doc))
+        self.n_sents += int(per_doc.sum())
+        self.n_docs += int(per_doc.size)
+        self.buffered += int(per_doc.sum())
+        if self.buffered >= self._FLUSH:
             self._flush()
 
     def _flush(self) -> None:
-        self.lens_file.write(np.asarray(self.sent_lens, dtype=np.int64).tobytes())
-        self.docs_file.write(np.asarray(self.doc_ends, dtype=np.int64).tobytes())
-        self.sent_lens, self.doc_ends = [], []
+        for f, parts in ((self.lens_file, self.sent_lens), (self.docs_file, self.doc_ends)):
+            if parts:
+                f.write(np.concatenate(parts).astype(np.int64).tobytes())
+        self.sent_lens, self.doc_ends, self.buffered = [], [], 0
 
     def close(self) -> tuple[int, int]:
         self._flush()

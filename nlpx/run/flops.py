@@ -39,7 +39,10 @@ def count_step_flops(step, params) -> float:
     for p in params:  # a backward accumulates into an existing .grad in place
         p.grad = None
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices), FlopCounterMode(display=False) as counter:
+    # a compiled model (torch.compile) runs eagerly here: the same operations, which the counter
+    # sees one by one, and no compilation of the counting itself
+    with torch.compiler.set_stance("force_eager"), torch.random.fork_rng(devices=devices), \
+            FlopCounterMode(display=False) as counter:
         step().backward()
     for p, g in zip(params, saved):
         p.grad = g

@@ -72,8 +72,15 @@ class RunModule(L.LightningModule):
     # -- shared -------------------------------------------------------------------------------
     def configure_optimizers(self):
         settings = self.optimizer_settings()
-        optimizer = torch.optim.AdamW(self.param_groups(settings), lr=settings.lr, betas=tuple(settings.betas),
-                                      eps=settings.eps)
+        groups = self.param_groups(settings)
+        # torch's fused AdamW: one kernel over each tensor instead of a dozen elementwise passes
+        # (on a CPU the for-loop default took ~5% of a mini model's step). Lightning refuses
+        # gradient clipping with a fused optimizer under mixed precision (it would unscale fp16
+        # gradients itself), so there the multi-tensor (foreach) form, the next fastest.
+        mixed = "mixed" in str(self.trainer.precision) if self._trainer is not None else False
+        supported = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+        kind = {} if not supported else {"foreach": True} if mixed else {"fused": True}
+        optimizer = torch.optim.AdamW(groups, lr=settings.lr, betas=tuple(settings.betas), eps=settings.eps, **kind)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "step"}}
 
     def on_train_batch_start(self, batch, batch_idx):

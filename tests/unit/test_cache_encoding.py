@@ -127,3 +127,19 @@ def test_documents_are_counted_without_splitting_sentences(tmp_path):
     for f in (src, txt):
         assert count_documents([f]) == sum(1 for _ in read_documents([f], sentences="punct", text_field="text"))
     assert count_documents([src]) == 40 and count_documents([txt]) == 3
+
+
+def test_the_writer_drops_empty_sentences_and_documents_left_without_any(tmp_path):
+    from nlpx.data.cache import _SplitWriter
+
+    w = _SplitWriter(tmp_path / "split")
+    # four documents: [2 tokens, 0, 1], [0], [], [3]; then one more call: [0, 0], [1, 1]
+    w.add(np.array([1, 2, 3, 4, 5, 6], dtype=np.int32), np.ones(6, dtype=bool), np.array([2, 0, 1, 0, 3]),
+          np.array([3, 1, 0, 1]))
+    w.add(np.array([7, 8], dtype=np.int32), np.array([True, False]), np.array([0, 0, 1, 1]), np.array([2, 2]))
+    assert w.close() == (3, 8)  # documents, tokens
+    folder = tmp_path / "split"
+    assert np.load(folder / "sent_offsets.npy").tolist() == [0, 2, 3, 6, 7, 8]
+    assert np.load(folder / "doc_sents.npy").tolist() == [0, 2, 3, 5]
+    assert np.fromfile(folder / "tokens.bin", dtype=np.int32).tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert np.fromfile(folder / "word_starts.bin", dtype=np.bool_).tolist() == [True] * 7 + [False]
