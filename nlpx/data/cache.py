@@ -129,9 +129,9 @@ class _Encoder:
         """Each document's (ids, word starts, lengths) from its joined encoding, or None where the
         separator's text occurs in a sentence."""
         sep = self.separator
-        whole = [i for i, d in enumerate(docs) if not any(sep in s for s in d)]
-        encoded = self.backend.encode_batch([sep.join(docs[i]) for i in whole], add_special_tokens=False) \
-            if whole else []
+        texts = [sep.join(d) for d in docs]
+        whole = [i for i, t in enumerate(texts) if t.count(sep) == len(docs[i]) - 1]  # none inside a sentence
+        encoded = self.backend.encode_batch([texts[i] for i in whole], add_special_tokens=False) if whole else []
         parts = [None] * len(docs)
         for i, e in zip(whole, encoded):
             ids = np.array(e.ids, dtype=np.int32)

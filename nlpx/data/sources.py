@@ -20,6 +20,7 @@ log = logging.getLogger("nlpx.data")
 
 DOC_SPLITS = ("blank_line", "file")
 SENTENCE_MODES = ("punct", "lines")
+_COUNT = "count"  # count_documents' mode: one empty "sentence" a document
 
 # surrogateescape turns each undecodable byte into one lone surrogate U+DC80..U+DCFF, which
 # valid UTF-8 can never produce: counting them counts the invalid bytes exactly, per file,
@@ -100,7 +101,8 @@ def count_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line",
     """How many documents `read_documents` yields, read without splitting sentences (a document
     is yielded in either mode exactly when it has a non-blank line), for a cache build whose
     tokenizer did not read the corpus."""
-    return sum(1 for _ in read_documents(files, doc_split=doc_split, sentences="lines", text_field=text_field))
+    read_documents(files, doc_split=doc_split, text_field=text_field)  # the options' checks (it reads lazily)
+    return sum(1 for _ in _iter_documents(files, doc_split, _COUNT, text_field))
 
 
 def require_nonempty(n_docs: int, files: list[pathlib.Path]) -> None:
@@ -155,9 +157,11 @@ def _lines(path: pathlib.Path, stats: _ReadStats) -> Iterator[str]:
     try:
         with open_lines(path) as fh:
             for line in fh:
-                line, n_bad = _ESCAPED_BYTE.subn("\ufffd", line.rstrip("\n"))
-                stats.bad_bytes += n_bad
-                if line.strip():
+                line = line.rstrip("\n")
+                if not line.isascii():  # (a flag of the string: no scan) only then can it hold escaped bytes
+                    line, n_bad = _ESCAPED_BYTE.subn("\ufffd", line)
+                    stats.bad_bytes += n_bad
+                if line and not line.isspace():
                     stats.has_text = True
                 yield line
     except read_errors() as e:
@@ -190,7 +194,7 @@ def _text_documents(path, doc_split, sentences, stats) -> Iterator[list[str]]:
 
 def _jsonl_documents(path, sentences, text_field, stats) -> Iterator[list[str]]:
     for lineno, line in enumerate(_lines(path, stats), start=1):
-        if not line.strip():
+        if not line or line.isspace():
             continue
         try:
             record = json.loads(line)
@@ -200,12 +204,12 @@ def _jsonl_documents(path, sentences, text_field, stats) -> Iterator[list[str]]:
         if not isinstance(record, dict):
             raise UserError(f"{path}:{lineno}: expected a JSON object with a '{text_field}' field, "
                             f"got a {type(record).__name__}")
-        keys = ", ".join(repr(k) for k in record) or "none"
-        if text_field not in record:
-            raise UserError(f"{path}:{lineno}: no field '{text_field}' (keys present: {keys}); "
-                            f"set data.text_field to the field holding the text")
-        text = record[text_field]
+        text = record.get(text_field)
         if not isinstance(text, str):
+            keys = ", ".join(repr(k) for k in record) or "none"
+            if text_field not in record:
+                raise UserError(f"{path}:{lineno}: no field '{text_field}' (keys present: {keys}); "
+                                f"set data.text_field to the field holding the text")
             raise UserError(f"{path}:{lineno}: field '{text_field}' is a {type(text).__name__}, not a string "
                             f"(keys present: {keys})")
         # Records with empty text carry no sentences; a zero-sentence document is useless downstream.
@@ -215,11 +219,14 @@ def _jsonl_documents(path, sentences, text_field, stats) -> Iterator[list[str]]:
 
 
 def _split_sentences(lines: Iterable[str], mode: str) -> list[str]:
-    stripped = [s for s in (line.strip() for line in lines) if s]
+    if mode == _COUNT:  # a document exactly when some line is not blank; its sentences unread
+        return [""] if any(line and not line.isspace() for line in lines) else []
+    stripped = [s for s in map(str.strip, lines) if s]
     if mode == "lines":
         return stripped
     # Joining first lets hard-wrapped prose (e.g. Gutenberg books) split across line breaks.
     # split() keeps the captured sentence ends: [text, end, text, end, ..., text]
     parts = _SENTENCE_END.split(" ".join(stripped))
-    ends = [text + end for text, end in zip(parts[0::2], parts[1::2])] + [parts[-1]]
-    return [s for s in (t.strip() for t in ends) if s]
+    ends = list(map(str.__add__, parts[0::2], parts[1::2]))
+    ends.append(parts[-1])
+    return [s for s in map(str.strip, ends) if s]
