@@ -31,7 +31,15 @@ def data_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("nlpx_cache")
+    """One corpus cache for the whole run, shared by the pytest-xdist workers (whose temporary
+    folders are siblings): an entry is built in a private folder and renamed into place
+    (nlpx/data/cache.py), so concurrent builds are safe, and a corpus one worker built is a hit
+    for the other instead of a second build."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp("nlpx_cache")
+    shared = tmp_path_factory.getbasetemp().parent / "nlpx_cache"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture
