@@ -8,22 +8,22 @@ TORCH_VERSION ?= 2.13.0
 
 # torch goes in first, pinned, where it is missing: an open range in a fresh venv would pull the
 # multi-GB CUDA build; on this kind of machine torch==2.13.0 is a local CPU wheel. GPU users
-# install their CUDA torch into .venv before running make. --no-compile: pip would byte-compile
+# install their CUDA torch into .venv before running make.: pip would byte-compile
 # every module of every package (most never imported); Python compiles what is used on first import.
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.torch: $(BIN)/python
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet --no-compile torch==$(TORCH_VERSION)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==$(TORCH_VERSION)
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml
-	$(BIN)/pip install --quiet --no-compile -e .
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.torch pyproject.toml
-	$(BIN)/pip install --quiet --no-compile -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.skipif(DATA is None or not (DATA / "corpus" / "gutenber
                                 reason="real corpus not found: set NLPX_DATA to the shared data folder")
 
 
-@pytest.mark.parametrize("mode", ["nes", "es", "gdes"])
+# ES differs from GDES only in the gradient path of the shared embedding, which
+# tests/unit/test_rtd.py checks exactly; on real text the two ends (NES, GDES) keep the suite short
+@pytest.mark.parametrize("mode", ["nes", "gdes"])
 def test_rtd_on_gutenberg_books_learns(mode, cache_dir, tmp_path):
     books = DATA / "corpus" / "gutenberg"
     overrides = ["model=deberta", "objective=rtd", f"objective.sharing={mode}",
