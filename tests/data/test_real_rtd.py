@@ -1,5 +1,5 @@
-"""Real text from ../shared/data (or $NLPX_DATA): RTD learns on the Gutenberg books in each
-embedding-sharing mode. Skips when the data is absent.
+"""Real text from ../shared/data (or $NLPX_DATA): RTD learns on the Gutenberg books with NES and
+GDES embedding sharing. Skips when the data is absent.
 
 The samples are flattened (objective.sampling.temperature=1000, close to uniform over the
 vocabulary) so that a replaced token can be told by its identity alone: a task a tiny
