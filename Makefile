@@ -8,8 +8,7 @@ TORCH_VERSION ?= 2.13.0
 
 # torch goes in first, pinned, where it is missing: an open range in a fresh venv would pull the
 # multi-GB CUDA build; on this kind of machine torch==2.13.0 is a local CPU wheel. GPU users
-# install their CUDA torch into .venv before running make.: pip would byte-compile
-# every module of every package (most never imported); Python compiles what is used on first import.
+# install their CUDA torch into .venv before running make.
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -96,7 +96,7 @@ def test_train_writes_a_complete_run_and_the_export_reloads(cache_dir, tmp_path)
 
 def test_interrupted_and_resumed_equals_uninterrupted(cache_dir, tmp_path):
     steps = 40
-    full = nlpx(*train_args(tmp_path / "a", steps), cache_dir=cache_dir)
+    full = cli(*train_args(tmp_path / "a", steps), cache_dir=cache_dir)  # in process: only the kill needs one
     assert full.returncode == 0, full.stderr
     reference = json.loads((only_run(tmp_path / "a") / "summary.json").read_text())
 
@@ -111,7 +111,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(cache_dir, tmp_path):
     killed_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert 0 < killed_at < steps and not (run / "summary.json").exists()
 
-    resumed = nlpx("train", f"resume={run}", cache_dir=cache_dir)
+    resumed = cli("train", f"resume={run}", cache_dir=cache_dir)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == steps

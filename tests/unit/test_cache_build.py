@@ -84,10 +84,10 @@ from nlpx.data import cache
 from nlpx.data.tokenizer import train_tokenizer
 from tests.unit.test_cache import corpus
 from pathlib import Path
-slow = cache._SplitWriter.add
-def add(self, sentences):
-    time.sleep(0.05)
-    slow(self, sentences)
+write = cache._SplitWriter.add
+def add(self, *batch):  # writes, then stays mid-build until it is killed
+    write(self, *batch)
+    time.sleep(120)
 cache._SplitWriter.add = add
 cache.prepare(corpus(Path(sys.argv[1]), n_docs=400), cache_dir=sys.argv[2], val_fraction=0.25, tokenizer_spec={"t": 1},
               make_tokenizer=lambda s: train_tokenizer(s, kind="wordpiece", vocab_size=120, lowercase=True))
@@ -98,8 +98,9 @@ def test_a_build_killed_with_sigkill_is_rebuilt_and_its_folder_removed(tmp_path)
     root = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-c", KILLED, str(tmp_path / "src"), str(root)], cwd=REPO)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(root.glob(".build-*/train/tokens.bin")):
+    while time.time() < deadline and proc.poll() is None and not list(root.glob(".build-*/train/tokens.bin")):
         time.sleep(0.05)
+    assert proc.poll() is None, "the build ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert [p.name.split("-")[1] for p in root.iterdir()] == [str(proc.pid)]  # only its build folder
