@@ -27,7 +27,7 @@ from nlpx.errors import UserError
 log = logging.getLogger("nlpx.data")
 CACHE_VERSION = 3  # 2: at least two validation documents; 3: word_starts.bin
 SPLITS = ("train", "val")
-_ENCODE_BATCH = 4096  # sentences per tokenizers.encode_batch call
+_ENCODE_BATCH = 1 << 19  # characters of text per batch of documents (about 4,000 sentences of prose)
 _LOCAL_BATCHES = 1  # batches encoded in this process before worker processes start (a tiny corpus never starts them)
 
 
@@ -85,29 +85,52 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
 class _Encoder:
     """Documents (lists of sentences) -> token ids, word-start flags and each sentence's length.
 
-    Where the tokenizer allows it (see `_joining_is_exact`), a document's sentences are encoded as
-    one text joined by the tokenizer's separator token and cut back at that token: one `Encoding`
-    a document instead of one a sentence, which is much of the cost of encoding short sentences
-    (the tokenizers library hands each Encoding over as Python objects). The tokenizers library
-    splits a text at its special tokens before it normalizes and pre-tokenizes the pieces, so
-    each sentence is tokenized as if alone. A document with the separator's text inside a
-    sentence, and every document of a tokenizer where joining is not exact, is encoded sentence
-    by sentence.
+    Where the tokenizer allows it, a document is encoded as one text and cut back into its
+    sentences: one `Encoding` a document instead of one a sentence, which is much of the cost of
+    encoding short sentences (the tokenizers library hands each Encoding over as Python objects).
+    Two ways, each used only where a probe document shows it exact for this tokenizer (see
+    `_joining_is_exact`), the first where both are:
+
+    - spaced: the sentences joined by one space, cut where each sentence's first character's
+      token begins (`char_to_token`). Exact where the pre-tokenizer splits at whitespace and
+      nothing reads across it (WordPiece's); the cheapest, since the text has nothing added. A
+      document where a sentence does not begin a token of its own (its first character is
+      normalized away, or it has no token) goes the next way.
+    - separated: joined by the tokenizer's separator token and cut back at that token. The
+      tokenizers library splits a text at its special tokens before it normalizes and
+      pre-tokenizes the pieces, so each sentence is tokenized as if alone (byte-level BPE, whose
+      tokens carry the space before a word, needs this). A document with the separator's text
+      inside a sentence is encoded sentence by sentence.
+
+    Every other document, and every document of a tokenizer where neither is exact, is encoded
+    sentence by sentence.
     """
 
-    def __init__(self, backend, from_offsets: bool, separator: str | None, join: bool | None = None):
-        self.backend, self.from_offsets, self.separator = backend, from_offsets, separator
+    def __init__(self, backend, from_offsets: bool, separator: str | None, join: bool | None = None,
+                 split=None, space: bool | None = None):
+        self.backend, self.from_offsets, self.separator, self.split = backend, from_offsets, separator, split
         self.sep_id = backend.token_to_id(separator) if separator is not None else None
+        self.space = self.join = False
+        if space is None:
+            space = not from_offsets and _joining_is_exact(self, self._spaced)
         if join is None:
-            join = self.sep_id is not None and not from_offsets and _joining_is_exact(self)
-        self.join = join
+            join = self.sep_id is not None and not from_offsets and _joining_is_exact(self, self._joined)
+        self.space, self.join = space, join
+
+    def documents(self, docs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Documents as the corpus read them (their lines, cut into sentences here by `split`,
+        where given): this call's encoding and each document's number of sentences."""
+        docs = [self.split(d) for d in docs] if self.split is not None else docs
+        return (*self(docs), np.fromiter(map(len, docs), dtype=np.int64, count=len(docs)))
 
     def __call__(self, docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(token ids, word-start flags) of all the sentences end to end, and each one's length."""
-        parts = self._joined(docs) if self.join else [None] * len(docs)
-        redo = [i for i, part in enumerate(parts) if part is None]
-        for i, part in zip(redo, self._alone([docs[i] for i in redo])):
-            parts[i] = part
+        parts = [None] * len(docs)
+        for way, on in ((self._spaced, self.space), (self._joined, self.join), (self._alone, True)):
+            redo = [i for i, part in enumerate(parts) if part is None]
+            if on and redo:
+                for i, part in zip(redo, way([docs[i] for i in redo])):
+                    parts[i] = part
         if not parts:
             return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
@@ -124,6 +147,28 @@ class _Encoder:
                                      for e, t in zip(es, doc)]) if es else np.zeros(0, dtype=bool)
             out.append((ids, starts, np.fromiter(map(len, es), dtype=np.int64, count=len(es))))
         return out
+
+    def _spaced(self, docs):
+        """Each document's (ids, word starts, lengths) from its encoding joined by spaces, or None
+        where a sentence does not begin a token of its own."""
+        encoded = self.backend.encode_batch([" ".join(d) for d in docs], add_special_tokens=False)
+        parts = []
+        for doc, e in zip(docs, encoded):
+            cuts, at = [0], 0
+            for sentence in doc[:-1]:
+                at += len(sentence) + 1
+                t = e.char_to_token(at)
+                if t is None or e.token_to_chars(t)[0] != at:
+                    break
+                cuts.append(t)
+            else:
+                cuts.append(len(e))
+                bounds = np.array(cuts, dtype=np.int64)
+                if np.all(np.diff(bounds) > 0):  # (an empty sentence: cut sentence by sentence)
+                    parts.append((np.array(e.ids, dtype=np.int32), word_start_flags(e), np.diff(bounds)))
+                    continue
+            parts.append(None)
+        return parts
 
     def _joined(self, docs):
         """Each document's (ids, word starts, lengths) from its joined encoding, or None where the
@@ -147,25 +192,27 @@ _PROBE = ("Tom's 2nd café, (naïve) x-rays.", "Über 42  quirks; ok?", "é", "e
           "two\nlines", "\x07 bell")
 
 
-def _joining_is_exact(encoder) -> bool:
-    """Whether the joined encoding cut back gives exactly the tokens and word starts of each
-    sentence encoded alone, checked on a probe document with this tokenizer: true where the
-    separator token is split off before normalizing (a special token, as usual) and nothing
-    treats the text after it differently from the start of a text (WordPiece, byte-level BPE);
-    false, for instance, for a Metaspace (SentencePiece) tokenizer that prefixes "▁" to the
-    first word of a text only."""
-    alone, joined = encoder._alone([list(_PROBE)])[0], encoder._joined([list(_PROBE)])[0]
-    return joined is not None and all(np.array_equal(a, b) for a, b in zip(alone, joined))
+def _joining_is_exact(encoder, way) -> bool:
+    """Whether `way` (a joined encoding cut back) gives exactly the tokens and word starts of
+    each sentence encoded alone, checked on a probe document with this tokenizer (its sentences
+    that every way must take, then all of them, where a way may send some documents on): false,
+    for instance, for a Metaspace (SentencePiece) tokenizer that prefixes "▁" to the first word
+    of a text only, and spaced for byte-level BPE."""
+    plain = [s for s in _PROBE if s.isprintable()]
+    docs = [plain, list(_PROBE)]
+    alone, joined = encoder._alone(docs), way(docs)
+    return joined[0] is not None and all(
+        j is None or all(np.array_equal(a, b) for a, b in zip(a_, j)) for a_, j in zip(alone, joined))
 
 
-def _encode_all(batches, backend, from_offsets: bool, separator: str | None, workers: int):
+def _encode_all(batches, backend, from_offsets: bool, separator: str | None, workers: int, split=None):
     """(batch, its encoding) for every batch of documents, in order, with a bounded number in
     flight. The first batches are encoded here, on a thread (the tokenizers library encodes a
     batch on every core, without the GIL, while this thread reads on); a corpus with more than
     `_LOCAL_BATCHES` batches goes on in `workers` processes, each encoding on one core, because
     cutting documents into sentences and word starts is Python work that a thread cannot spread
     over the cores (a small corpus does not pay for starting them)."""
-    encoder = _Encoder(backend, from_offsets, separator)
+    encoder = _Encoder(backend, from_offsets, separator, split=split)
     queue: deque = deque()
     pool = None
     with ThreadPoolExecutor(max_workers=1) as local:
@@ -181,10 +228,11 @@ def _encode_all(batches, backend, from_offsets: bool, separator: str | None, wor
                             pending_, future = queue.popleft()
                             yield pending_, future.result()
                         pool = ProcessPoolExecutor(workers, initializer=_start_worker,
-                                                   initargs=(backend.to_str(), from_offsets, separator, encoder.join))
+                                                   initargs=(backend.to_str(), from_offsets, separator, encoder.join,
+                                                             encoder.space, split))
                     queue.append((pending, pool.submit(_encode_in_worker, docs)))
                 else:
-                    queue.append((pending, local.submit(encoder, docs)))
+                    queue.append((pending, local.submit(encoder.documents, docs)))
                 while len(queue) > 2 * max(workers, 1):
                     pending_, future = queue.popleft()
                     yield pending_, future.result()
@@ -199,7 +247,8 @@ def _encode_all(batches, backend, from_offsets: bool, separator: str | None, wor
 _worker_encoder = None
 
 
-def _start_worker(backend_json: str, from_offsets: bool, separator: str | None, join: bool) -> None:
+def _start_worker(backend_json: str, from_offsets: bool, separator: str | None, join: bool, space: bool,
+                  split) -> None:
     # Ctrl-C and SIGTERM reach the whole process group: the parent handles them (it stops, and
     # shuts the pool down once the running batches are done)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -208,11 +257,12 @@ def _start_worker(backend_json: str, from_offsets: bool, separator: str | None, 
     from tokenizers import Tokenizer
 
     global _worker_encoder
-    _worker_encoder = _Encoder(Tokenizer.from_str(backend_json), from_offsets, separator, join=join)
+    _worker_encoder = _Encoder(Tokenizer.from_str(backend_json), from_offsets, separator, join=join, split=split,
+                               space=space)
 
 
 def _encode_in_worker(docs):
-    return _worker_encoder(docs)
+    return _worker_encoder.documents(docs)
 
 
 def plain_backend(tokenizer):
@@ -337,11 +387,15 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, w
         log.info("the tokenizer has no pre-tokenizer: word boundaries come from whitespace in the "
                  "text, through the token offsets")
 
+    splitter = corpus.sentence_splitter()
+
     def batches():
+        """Documents as read (their lines where the corpus lets the encoder cut sentences: that
+        Python work then runs in the worker processes, not in this reading one)."""
         pending, n = [], 0
-        for d, doc in enumerate(corpus.documents()):
+        for d, doc in enumerate(corpus.documents(split=splitter is None)):
             pending.append((d, doc))
-            n += len(doc)
+            n += sum(map(len, doc))
             if n >= _ENCODE_BATCH:
                 yield pending
                 pending, n = [], 0
@@ -350,9 +404,8 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, w
 
     def write(pending, encoded):
         """A batch's documents, each run of consecutive documents of one split at once."""
-        ids, starts, lengths = encoded
+        ids, starts, lengths, sents = encoded
         docs = np.array([d for d, _ in pending], dtype=np.int64)
-        sents = np.array([len(doc) for _, doc in pending], dtype=np.int64)
         sent_at = np.concatenate([[0], np.cumsum(sents)])
         tok_at = np.concatenate([[0], np.cumsum(lengths)])
         split = is_val[docs]
@@ -363,7 +416,7 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, w
                                                        lengths[s0:s1], sents[a:b])
 
     # pass 2: tokenize and write, in document order
-    for pending, encoded in _encode_all(batches(), backend, from_offsets, tokenizer.sep_token, workers):
+    for pending, encoded in _encode_all(batches(), backend, from_offsets, tokenizer.sep_token, workers, splitter):
         write(pending, encoded)
     counts = {s: w.close() for s, w in writers.items()}
     for s, (docs, _) in counts.items():

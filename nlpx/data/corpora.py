@@ -13,7 +13,8 @@ class SyntheticCorpus:
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def documents(self) -> Iterator[list[str]]:
+    def documents(self, split: bool = True) -> Iterator[list[str]]:
+        """Its documents as lists of sentences (split: generated that way; see sentence_splitter)."""
         from nlpx.data.synthetic import synthetic_documents
 
         c = self.cfg
@@ -24,6 +25,10 @@ class SyntheticCorpus:
         c = self.cfg
         return {"synthetic": [c.num_docs, c.generator_seed, c.num_topics, c.min_sentences,
                               c.max_sentences]}
+
+    def sentence_splitter(self):
+        """None: documents come as sentences (documents(split=False) gives them so too)."""
+        return None
 
     def count_documents(self) -> int:
         return sum(1 for _ in self.documents())
@@ -43,12 +48,22 @@ class TextCorpus:
         self.cfg = cfg
         self.files = expand_paths(list(cfg.paths))
 
-    def documents(self) -> Iterator[list[str]]:
+    def documents(self, split: bool = True) -> Iterator[list[str]]:
+        """Its documents as lists of sentences, or (split=False) of their lines, for
+        sentence_splitter() to cut."""
         from nlpx.data.sources import read_documents
 
         c = self.cfg
         return read_documents(self.files, doc_split=c.doc_split, sentences=c.sentences,
-                              text_field=c.text_field)
+                              text_field=c.text_field, split=split)
+
+    def sentence_splitter(self):
+        """A picklable function from a document's lines to its sentences (data.sentences)."""
+        from functools import partial
+
+        from nlpx.data.sources import split_sentences
+
+        return partial(split_sentences, mode=self.cfg.sentences)
 
     def fingerprint(self) -> dict:
         from nlpx.data.sources import fingerprint

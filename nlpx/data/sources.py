@@ -21,6 +21,7 @@ log = logging.getLogger("nlpx.data")
 DOC_SPLITS = ("blank_line", "file")
 SENTENCE_MODES = ("punct", "lines")
 _COUNT = "count"  # count_documents' mode: one empty "sentence" a document
+_RAW = "raw"  # read_documents' mode for a cache build: a document's lines, split later (split_sentences)
 
 # surrogateescape turns each undecodable byte into one lone surrogate U+DC80..U+DCFF, which
 # valid UTF-8 can never produce: counting them counts the invalid bytes exactly, per file,
@@ -87,22 +88,29 @@ def fingerprint(files: list[pathlib.Path]) -> list[tuple[str, int, int]]:
 
 
 def read_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", sentences: str = "punct",
-                   text_field: str = "text") -> Iterator[list[str]]:
-    """Stream the documents of ``files`` in order; .jsonl records are one document each."""
+                   text_field: str = "text", split: bool = True) -> Iterator[list[str]]:
+    """Stream the documents of ``files`` in order; .jsonl records are one document each.
+
+    split=False: each document as its lines, for `split_sentences(lines, sentences)` to cut
+    elsewhere (a cache build's worker processes); the same documents, in the same order."""
     # Checked here, not inside the generator, so a bad option fails at the call, not at first use.
-    if doc_split not in DOC_SPLITS:
-        raise UserError(f"data.doc_split: '{doc_split}' is not valid (valid: {', '.join(DOC_SPLITS)})")
-    if sentences not in SENTENCE_MODES:
-        raise UserError(f"data.sentences: '{sentences}' is not valid (valid: {', '.join(SENTENCE_MODES)})")
-    return _iter_documents(files, doc_split, sentences, text_field)
+    _check_options(doc_split, sentences)
+    return _iter_documents(files, doc_split, sentences if split else _RAW, text_field)
 
 
 def count_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", text_field: str = "text") -> int:
     """How many documents `read_documents` yields, read without splitting sentences (a document
     is yielded in either mode exactly when it has a non-blank line), for a cache build whose
     tokenizer did not read the corpus."""
-    read_documents(files, doc_split=doc_split, text_field=text_field)  # the options' checks (it reads lazily)
+    _check_options(doc_split, "punct")
     return sum(1 for _ in _iter_documents(files, doc_split, _COUNT, text_field))
+
+
+def _check_options(doc_split: str, sentences: str) -> None:
+    if doc_split not in DOC_SPLITS:
+        raise UserError(f"data.doc_split: '{doc_split}' is not valid (valid: {', '.join(DOC_SPLITS)})")
+    if sentences not in SENTENCE_MODES:
+        raise UserError(f"data.sentences: '{sentences}' is not valid (valid: {', '.join(SENTENCE_MODES)})")
 
 
 def require_nonempty(n_docs: int, files: list[pathlib.Path]) -> None:
@@ -218,9 +226,17 @@ def _jsonl_documents(path, sentences, text_field, stats) -> Iterator[list[str]]:
             yield doc
 
 
+def split_sentences(lines: list[str], mode: str) -> list[str]:
+    """A document's sentences from its lines (read_documents(..., split=False)), as
+    read_documents(..., sentences=mode) gives them."""
+    return _split_sentences(lines, mode)
+
+
 def _split_sentences(lines: Iterable[str], mode: str) -> list[str]:
     if mode == _COUNT:  # a document exactly when some line is not blank; its sentences unread
         return [""] if any(line and not line.isspace() for line in lines) else []
+    if mode == _RAW:  # a document exactly when some line is not blank (then it has a sentence)
+        return lines if any(line and not line.isspace() for line in lines) else []
     stripped = [s for s in map(str.strip, lines) if s]
     if mode == "lines":
         return stripped

@@ -1,7 +1,7 @@
-"""Encoding a corpus for the cache: a document's sentences encoded as one text joined by the
-separator token and cut back give exactly the tokens, word starts and lengths of encoding each
-sentence alone, for WordPiece and byte-level BPE; tokenizers where that does not hold encode
-sentence by sentence; worker processes write the same cache as one process."""
+"""Encoding a corpus for the cache: a document's sentences encoded as one text (joined by spaces,
+or by the separator token) and cut back give exactly the tokens, word starts and lengths of
+encoding each sentence alone, for WordPiece and byte-level BPE; tokenizers where that does not
+hold encode sentence by sentence; worker processes write the same cache as one process."""
 
 import json
 
@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from nlpx.data import cache
 from nlpx.data.cache import _Encoder, plain_backend, prepare
 from nlpx.data.corpora import TextCorpus
-from nlpx.data.sources import count_documents, read_documents
+from nlpx.data.sources import count_documents, read_documents, split_sentences
 from nlpx.data.tokenizer import train_tokenizer
 
 # accents (stripped by a lowercasing WordPiece), a multi-byte character, a soft hyphen and a
@@ -47,6 +47,26 @@ def test_joined_documents_cut_back_equal_sentences_encoded_alone(kind):
     ids, starts, lengths = encoder(DOCS)
     assert ids.size == starts.size == int(lengths.sum())
     assert ids.tolist() == [t for d in alone for t in d[0].tolist()]
+    assert np.array_equal(starts, np.concatenate([d[1] for d in alone]))
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
+def test_documents_joined_by_spaces_cut_back_equal_sentences_encoded_alone_where_exact(kind):
+    tok = trained(kind)
+    encoder = _Encoder(plain_backend(tok), False, tok.sep_token)
+    # WordPiece splits at whitespace; byte-level BPE keeps the space in the next word's token
+    assert encoder.space is (kind == "wordpiece")
+    if kind == "bpe":
+        return
+    alone, spaced = encoder._alone(DOCS), encoder._spaced(DOCS)
+    # a sentence that has no token, or whose first character the normalizer drops, cannot be
+    # cut at its first token: such a document goes on to the separator
+    assert [part is None for part in spaced] == [True, True, False, False]
+    for a, j in zip(alone[2:], spaced[2:]):
+        for x, y in zip(a, j):
+            np.testing.assert_array_equal(x, y)
+    wide = [["Plain words here.", "And more, with punctuation!", "End"]] * 3
+    assert all(p is not None for p in encoder._spaced(wide))
 
 
 def test_a_document_with_the_separator_in_a_sentence_is_encoded_sentence_by_sentence():
@@ -92,7 +112,7 @@ def text_corpus(path):
 def test_worker_processes_write_the_same_cache_as_one_process(tmp_path, monkeypatch):
     src = write_jsonl(tmp_path / "c.jsonl", 300)
     tok = trained("wordpiece")
-    monkeypatch.setattr(cache, "_ENCODE_BATCH", 50)  # 18 batches: 2 here, the rest in the workers
+    monkeypatch.setattr(cache, "_ENCODE_BATCH", 1000)  # characters: two dozen batches, 2 here, the rest in the workers
     monkeypatch.setattr(cache, "_LOCAL_BATCHES", 2)
     pools = []
 
@@ -143,3 +163,15 @@ def test_the_writer_drops_empty_sentences_and_documents_left_without_any(tmp_pat
     assert np.load(folder / "doc_sents.npy").tolist() == [0, 2, 3, 5]
     assert np.fromfile(folder / "tokens.bin", dtype=np.int32).tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
     assert np.fromfile(folder / "word_starts.bin", dtype=np.bool_).tolist() == [True] * 7 + [False]
+
+
+@pytest.mark.parametrize("sentences", ["punct", "lines"])
+def test_documents_read_as_lines_and_split_later_equal_documents_read_split(tmp_path, sentences):
+    jsonl = write_jsonl(tmp_path / "c.jsonl", 20)
+    txt = tmp_path / "c.txt"
+    txt.write_text("One. Two!\n  wrapped\nline.\n\n\n  \nThree\nfour? yes\n\nfive\n")
+    for doc_split in ("blank_line", "file"):
+        read = dict(doc_split=doc_split, sentences=sentences, text_field="text")
+        split = list(read_documents([jsonl, txt], **read))
+        lines = list(read_documents([jsonl, txt], **read, split=False))
+        assert [split_sentences(d, sentences) for d in lines] == split and len(split) > 2
