@@ -131,9 +131,7 @@ class _Encoder:
             if on and redo:
                 for i, part in zip(redo, way([docs[i] for i in redo])):
                     parts[i] = part
-        if not parts:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+        return _concatenated(parts)
 
     def _alone(self, docs):
         texts = [t for d in docs for t in d]
@@ -141,11 +139,9 @@ class _Encoder:
         out = []
         for doc in docs:
             es = [next(encoded) for _ in doc]
-            ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in es]) if es else \
-                np.zeros(0, dtype=np.int32)
-            starts = np.concatenate([word_start_flags(e, t, from_offsets=self.from_offsets)
-                                     for e, t in zip(es, doc)]) if es else np.zeros(0, dtype=bool)
-            out.append((ids, starts, np.fromiter(map(len, es), dtype=np.int64, count=len(es))))
+            out.append(_concatenated([(np.asarray(e.ids, dtype=np.int32),
+                                       word_start_flags(e, t, from_offsets=self.from_offsets),
+                                       np.array([len(e)], dtype=np.int64)) for e, t in zip(es, doc)]))
         return out
 
     def _spaced(self, docs):
@@ -188,6 +184,13 @@ class _Encoder:
         return parts
 
 
+def _concatenated(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, word starts, sentence lengths) parts end to end; empty arrays for none."""
+    if not parts:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
 _PROBE = ("Tom's 2nd café, (naïve) x-rays.", "Über 42  quirks; ok?", "é", "end ...", "\u00ad",
           "two\nlines", "\x07 bell")
 
@@ -215,6 +218,13 @@ def _encode_all(batches, backend, from_offsets: bool, separator: str | None, wor
     encoder = _Encoder(backend, from_offsets, separator, split=split)
     queue: deque = deque()
     pool = None
+
+    def done(keep: int):
+        """Yield the oldest batches' results until at most `keep` are in flight."""
+        while len(queue) > keep:
+            pending_, future = queue.popleft()
+            yield pending_, future.result()
+
     with ThreadPoolExecutor(max_workers=1) as local:
         try:
             for i, pending in enumerate(batches):
@@ -224,21 +234,15 @@ def _encode_all(batches, backend, from_offsets: bool, separator: str | None, wor
                         # the platform's start method, as torch's DataLoader and datasets' num_proc
                         # use (fork on Linux: no re-import of the caller's script); forked only once
                         # this process's own encoding is done, so that no thread of it is busy
-                        while queue:
-                            pending_, future = queue.popleft()
-                            yield pending_, future.result()
+                        yield from done(0)
                         pool = ProcessPoolExecutor(workers, initializer=_start_worker,
                                                    initargs=(backend.to_str(), from_offsets, separator, encoder.join,
                                                              encoder.space, split))
                     queue.append((pending, pool.submit(_encode_in_worker, docs)))
                 else:
                     queue.append((pending, local.submit(encoder.documents, docs)))
-                while len(queue) > 2 * max(workers, 1):
-                    pending_, future = queue.popleft()
-                    yield pending_, future.result()
-            while queue:
-                pending_, future = queue.popleft()
-                yield pending_, future.result()
+                yield from done(2 * max(workers, 1))
+            yield from done(0)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
