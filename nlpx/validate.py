@@ -139,6 +139,13 @@ def _logger(cfg) -> None:
 
 def _model(cfg) -> None:
     """A new model's shape; a checkpoint's (model.pretrained) is its config.json's."""
+    from nlpx.models.attention_scale import SCALES
+
+    scale = _get(cfg, "model.attention_scale")
+    if scale is not None and scale not in SCALES:
+        raise UserError(f"model.attention_scale={scale}: not valid (valid: {', '.join(SCALES)})")
+    if scale == "log_n":
+        _number("model.scale_train_length", _get(cfg, "model.scale_train_length"), integer=True, minimum=2)
     if _get(cfg, "model.pretrained") or _get(cfg, "model.hidden_size") is None:
         return
     hidden, heads = _get(cfg, "model.hidden_size"), _get(cfg, "model.num_attention_heads")

@@ -26,6 +26,8 @@ def load_classifier(path: Path, spec, *, new_head: bool = False):
     """(model, tokenizer) for task `spec`; new_head: the checkpoint's own head (MNLI's) is replaced."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from nlpx.models.attention_scale import restore
+
     config = AutoConfig.from_pretrained(str(path), local_files_only=True)
     if config.model_type not in FAMILIES:
         raise UserError(f"model.pretrained={path}: model type '{config.model_type}' is not supported "
@@ -38,6 +40,7 @@ def load_classifier(path: Path, spec, *, new_head: bool = False):
             "multi_label_classification" if getattr(spec, "multilabel", False) else "single_label_classification"),
         id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=new_head)
+    restore(model)  # nlpx's own attention scale, where the checkpoint was trained with it
     if model.config.pad_token_id is None:  # GPT-2 checkpoints: its classifier finds the last token by it
         model.config.pad_token_id = tokenizer.pad_token_id
     if len(tokenizer) > model.config.vocab_size:

@@ -54,6 +54,7 @@ plain transformers loads the same values as an ordinary (trainable) table.
 from __future__ import annotations
 
 from nlpx.errors import UserError
+from nlpx.models.attention_scale import ATTENTION_CLASSES
 from nlpx.pretrained import resolve_pretrained
 
 # the cfg.model keys that BERT-like configs take under the same name
@@ -125,6 +126,10 @@ class Family:
         if self.position_embedding not in self.positions:
             raise UserError(f"model.position_embedding={self.position_embedding}: not available for "
                             f"model={self.name} (valid: {', '.join(self.positions)})")
+        self.attention_scale = str(cfg.get("attention_scale") or "sqrt_d")
+        if self.attention_scale == "log_n" and self.model_type not in ATTENTION_CLASSES:
+            raise UserError(f"model.attention_scale=log_n: not available for model={self.name} "
+                            f"(valid: sqrt_d; log_n: bert, roberta, albert, electra, roformer)")
 
     # -- building -------------------------------------------------------------------------------
     def config_fields(self, pad_token_id: int) -> dict:
@@ -137,6 +142,9 @@ class Family:
         fields = self.config_fields(pad_token_id)
         if self.position_embedding == "sinusoidal":
             fields["nlpx_position_embedding"] = "sinusoidal"
+        if self.attention_scale == "log_n":
+            fields["nlpx_attention_scale"] = "log_n"
+            fields["nlpx_scale_train_length"] = int(self.cfg.scale_train_length)
         return transformers_class(self.config_class)(
             vocab_size=vocab_size, pad_token_id=pad_token_id,
             attn_implementation=self.cfg.attn_implementation, **fields)
@@ -179,9 +187,13 @@ class Family:
         """Config fields that come from the tokenizer beyond vocab size and pad id (gpt2's bos/eos)."""
 
     def finish(self, model):
-        """nlpx's parts the HF class lacks, from the config: the frozen sinusoidal table.
+        """nlpx's parts the HF class lacks, from the config: the frozen sinusoidal table, the
+        log_n attention scale's hooks.
 
         Runs after random init and after from_pretrained (which makes every table trainable)."""
+        from nlpx.models.attention_scale import restore
+
+        restore(model)
         if getattr(model.config, "nlpx_position_embedding", "learned") == "sinusoidal":
             import torch
 

@@ -116,9 +116,28 @@ def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir,
     ["objective.format=doc_sentences"],
     ["objective=mlm_nsp", "objective.format=sentence_pair_nsp"],
     ["model=deberta", "objective=span", "model.pos_att_type=[c2p]"],
+    ["model=albert", "model.attention_scale=log_n"],  # one attention module shared by every layer
 ])
 def test_variants_train_two_steps(extra, small):
     assert run(small(*extra))["steps"] == 2
+
+
+def test_log_n_scale_trains_exports_and_is_put_back_for_fine_tuning(small, glue_dir, tmp_path, monkeypatch):
+    """RTD's generator and discriminator both keep it; `eval glue` fine-tunes with it."""
+    from nlpx.models import attention_scale
+    from nlpx.recipes.eval_glue import eval_glue
+
+    pretrained = Path(run(small("model=roformer", "objective=rtd", "model.attention_scale=log_n",
+                                "model.scale_train_length=48"))["run_dir"])
+    for folder in ("hf", "hf/generator"):
+        config = json.loads((pretrained / folder / "config.json").read_text())
+        assert (config["nlpx_attention_scale"], config["nlpx_scale_train_length"]) == ("log_n", 48)
+    hooked = []
+    apply = attention_scale.apply
+    monkeypatch.setattr(attention_scale, "apply", lambda *a: hooked.append(apply(*a)) or hooked[-1])
+    report = eval_glue([f"model.pretrained={pretrained}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'glue'}",
+                        "eval.tasks=[rte]", "eval.seeds=[0]", "logger=none", "task.batch_size=8", "budget.max_epochs=1"])
+    assert report["tasks"][0]["status"] == "ok" and hooked and all(n == 2 for n in hooked)  # both layers
 
 
 def test_invalid_position_embedding_names_the_valid_ones(small):

@@ -302,8 +302,11 @@ class ListCorpus:
     def __init__(self, docs):
         self.docs = docs
 
-    def documents(self):
+    def documents(self, split=True):
         return iter(self.docs)
+
+    def sentence_splitter(self):
+        return None  # documents come as sentences
 
     def fingerprint(self):
         return {"docs": self.docs}
