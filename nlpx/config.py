@@ -199,7 +199,10 @@ def _compose_raw(overrides: list[str], config_name: str = "config"):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    from nlpx.config_files import keep_parsed_files
+
     register_schemas()
+    keep_parsed_files()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(conf_dir()), version_base="1.3"):

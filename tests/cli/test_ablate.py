@@ -151,7 +151,9 @@ def test_a_failed_stage_starts_again_with_the_current_settings(tmp_path, monkeyp
 
 def test_ddp_pretraining_inside_a_cell_runs_as_its_own_process(tmp_path, cache_dir, monkeypatch):
     """Lightning re-runs the fitting process's command line for rank 1: that must be the stage's
-    `nlpx train`, not `nlpx ablate` (which would plan and launch every cell again)."""
+    `nlpx train`, not `nlpx ablate` (which would plan and launch every cell again). The cell's
+    stage is `nlpx train trainer=ddp` in a process of its own, so this is also the DDP test of
+    `nlpx train` (gloo on CPU, both ranks in one run directory)."""
     monkeypatch.setenv("NLPX_CACHE", str(cache_dir))
     spec = str(spec_file(tmp_path, cache_dir, seeds=(0,)))
     ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]

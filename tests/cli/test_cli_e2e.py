@@ -140,18 +140,6 @@ def test_multirun_typo_fails_before_any_job(cache_dir, tmp_path):
     assert not list(tmp_path.rglob("config.yaml"))
 
 
-def test_ddp_trainer_runs_two_processes_on_cpu(cache_dir, tmp_path):
-    """trainer=ddp through Lightning's launcher (gloo on CPU): both ranks share one run directory."""
-    out = nlpx("train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-               "trainer.precision=32-true", *SMALL, f"runs_dir={tmp_path}", "budget.max_steps=2",
-               "trainer.val_check_interval=2", "trainer.limit_val_batches=2", cache_dir=cache_dir)
-    assert out.returncode == 0, out.stderr[-3000:]
-    run = only_run(tmp_path)
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["steps"] == 2
-    assert summary["tokens_seen"] == 2 * 2 * 8 * 64  # 2 steps x 2 ranks x batch 8 x 64 tokens (packed)
-
-
 def test_empty_corpus_exits_2_and_writes_nothing(cache_dir, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
