@@ -146,6 +146,15 @@ def _model(cfg) -> None:
         raise UserError(f"model.attention_scale={scale}: not valid (valid: {', '.join(SCALES)})")
     if scale == "log_n":
         _number("model.scale_train_length", _get(cfg, "model.scale_train_length"), integer=True, minimum=2)
+    from nlpx.models.attention_pattern import PATTERNS
+
+    pattern = _get(cfg, "model.attention_pattern")
+    if pattern is not None and pattern not in PATTERNS:
+        raise UserError(f"model.attention_pattern={pattern}: not valid (valid: {', '.join(PATTERNS)})")
+    if pattern not in (None, "full"):
+        _number("model.window", _get(cfg, "model.window"), integer=True, minimum=1)
+        _number("model.dilation", _get(cfg, "model.dilation"), integer=True, minimum=1)
+        _number("model.global_tokens", _get(cfg, "model.global_tokens"), integer=True, minimum=0)
     if _get(cfg, "model.pretrained") or _get(cfg, "model.hidden_size") is None:
         return
     hidden, heads = _get(cfg, "model.hidden_size"), _get(cfg, "model.num_attention_heads")

@@ -40,9 +40,15 @@ ATTENTION_CLASSES = {"bert": ("BertSelfAttention",), "roberta": ("RobertaSelfAtt
 
 
 def restore(model) -> None:
-    """Hook a model whose config records log_n (a new one, or one transformers loaded from an
-    export: nlpx calls this wherever it builds or loads a model); nothing for sqrt_d."""
+    """Hook a model whose config records log_n or an attention pattern (a new one, or one
+    transformers loaded from an export: nlpx calls this wherever it builds or loads a model);
+    nothing for sqrt_d and full attention."""
     config = model.config
+    pattern = getattr(config, "nlpx_attention_pattern", "full")
+    if pattern != "full":
+        from nlpx.models.attention_pattern import apply as apply_pattern
+
+        apply_pattern(model.base_model, pattern, config.nlpx_window, config.nlpx_dilation, config.nlpx_global_tokens)
     if getattr(config, "nlpx_attention_scale", "sqrt_d") != "log_n":
         return
     classes = ATTENTION_CLASSES.get(config.model_type)

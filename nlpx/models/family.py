@@ -130,6 +130,10 @@ class Family:
         if self.attention_scale == "log_n" and self.model_type not in ATTENTION_CLASSES:
             raise UserError(f"model.attention_scale=log_n: not available for model={self.name} "
                             f"(valid: sqrt_d; log_n: bert, roberta, albert, electra, roformer)")
+        self.attention_pattern = str(cfg.get("attention_pattern") or "full")
+        if self.attention_pattern != "full" and self.model_type not in ATTENTION_CLASSES:
+            raise UserError(f"model.attention_pattern={self.attention_pattern}: not available for model={self.name} "
+                            f"(valid: full; patterns: bert, roberta, albert, electra, roformer)")
 
     # -- building -------------------------------------------------------------------------------
     def config_fields(self, pad_token_id: int) -> dict:
@@ -145,6 +149,9 @@ class Family:
         if self.attention_scale == "log_n":
             fields["nlpx_attention_scale"] = "log_n"
             fields["nlpx_scale_train_length"] = int(self.cfg.scale_train_length)
+        if self.attention_pattern != "full":
+            fields["nlpx_attention_pattern"] = self.attention_pattern
+            fields.update({f"nlpx_{k}": int(self.cfg[k]) for k in ("window", "dilation", "global_tokens")})
         return transformers_class(self.config_class)(
             vocab_size=vocab_size, pad_token_id=pad_token_id,
             attn_implementation=self.cfg.attn_implementation, **fields)
@@ -188,7 +195,7 @@ class Family:
 
     def finish(self, model):
         """nlpx's parts the HF class lacks, from the config: the frozen sinusoidal table, the
-        log_n attention scale's hooks.
+        hooks of the log_n attention scale and of an attention pattern.
 
         Runs after random init and after from_pretrained (which makes every table trainable)."""
         from nlpx.models.attention_scale import restore
