@@ -28,6 +28,9 @@ within its pattern.
 from __future__ import annotations
 
 PATTERNS = ("full", "local", "dilated", "global_local")
+# transformers' model types whose mask builders take a prepared 4D mask as it is (DeBERTa builds
+# its own from the padding mask; GPT-2's is causal)
+MODEL_TYPES = ("bert", "roberta", "albert", "electra", "roformer")
 
 
 def allowed_keys(length: int, kind: str, window: int, dilation: int = 1, global_tokens: int = 0):

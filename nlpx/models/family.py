@@ -54,6 +54,7 @@ plain transformers loads the same values as an ordinary (trainable) table.
 from __future__ import annotations
 
 from nlpx.errors import UserError
+from nlpx.models.attention_pattern import MODEL_TYPES as PATTERN_MODEL_TYPES
 from nlpx.models.attention_scale import ATTENTION_CLASSES
 from nlpx.pretrained import resolve_pretrained
 
@@ -129,9 +130,9 @@ class Family:
         self.attention_scale = str(cfg.get("attention_scale") or "sqrt_d")
         if self.attention_scale == "log_n" and self.model_type not in ATTENTION_CLASSES:
             raise UserError(f"model.attention_scale=log_n: not available for model={self.name} "
-                            f"(valid: sqrt_d; log_n: bert, roberta, albert, electra, roformer)")
+                            f"(valid: sqrt_d; log_n: bert, roberta, albert, electra, roformer, deberta)")
         self.attention_pattern = str(cfg.get("attention_pattern") or "full")
-        if self.attention_pattern != "full" and self.model_type not in ATTENTION_CLASSES:
+        if self.attention_pattern != "full" and self.model_type not in PATTERN_MODEL_TYPES:
             raise UserError(f"model.attention_pattern={self.attention_pattern}: not available for model={self.name} "
                             f"(valid: full; patterns: bert, roberta, albert, electra, roformer)")
 

@@ -117,6 +117,7 @@ def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir,
     ["objective=mlm_nsp", "objective.format=sentence_pair_nsp"],
     ["model=deberta", "objective=span", "model.pos_att_type=[c2p]"],
     ["model=albert", "model.attention_scale=log_n"],  # one attention module shared by every layer
+    ["model=deberta", "objective=rtd", "model.attention_scale=log_n"],  # generator and discriminator
     ["model=roformer", "model.attention_pattern=global_local", "model.window=8", "model.attention_scale=log_n"],
 ])
 def test_variants_train_two_steps(extra, small):

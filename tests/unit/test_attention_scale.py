@@ -50,7 +50,7 @@ def hidden(family, m, x, mask):
         return family.encoder(m)(input_ids=x, attention_mask=mask).last_hidden_state
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", [*FAMILIES, "deberta"])
 def test_log_n_equals_the_family_scale_at_the_training_length(name):
     family, plain = model(name)
     _, scaled = model(name, "model.attention_scale=log_n", "model.scale_train_length=24")
@@ -128,7 +128,25 @@ def test_the_export_keeps_log_n_and_nlpx_puts_it_back(tmp_path):
         assert torch.equal(auto(input_ids=x, attention_mask=mask).last_hidden_state, expected)
 
 
-@pytest.mark.parametrize("name", ["deberta", "gpt2"])
+def test_deberta_log_n_multiplies_its_whole_logits_c2p_and_p2c_included(monkeypatch):
+    """The reference: sqrt_d DeBERTa whose √(3d) divisor (every term's) is divided by the factor."""
+    from transformers.models.deberta_v2 import modeling_deberta_v2
+
+    family, scaled = model("deberta", "model.attention_scale=log_n", "model.scale_train_length=16")
+    _, plain = model("deberta")
+    plain.load_state_dict(scaled.state_dict())
+    x, mask = ids(2, 40)
+    got = hidden(family, scaled, x, mask)
+    factor = math.log(40) / math.log(16)
+    own = modeling_deberta_v2.scaled_size_sqrt
+    monkeypatch.setattr(modeling_deberta_v2, "scaled_size_sqrt", lambda t, s: own(t, s) / factor)
+    torch.testing.assert_close(got, hidden(family, plain, x, mask), rtol=1e-5, atol=1e-5)
+    monkeypatch.undo()
+    # (random init: small logits, so the scale moves the output little; still 10x the tolerance above)
+    assert (got - hidden(family, plain, x, mask)).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("name", ["gpt2"])
 def test_families_without_log_n_say_so(name):
     with pytest.raises(UserError, match=f"model.attention_scale=log_n: not available for model={name}"):
         family_for(compose([f"model={name}", "model.attention_scale=log_n"]).model)
