@@ -135,7 +135,7 @@ def test_multirun_runs_every_combination(cache_dir, tmp_path):
 
 
 def test_multirun_typo_fails_before_any_job(cache_dir, tmp_path):
-    out = nlpx("train", "-m", "objective=mlm,mlmx", f"runs_dir={tmp_path}", cache_dir=cache_dir)
+    out = cli("train", "-m", "objective=mlm,mlmx", f"runs_dir={tmp_path}", cache_dir=cache_dir)
     assert out.returncode == 2 and "objective=mlmx: unknown option" in out.stderr
     assert not list(tmp_path.rglob("config.yaml"))
 
