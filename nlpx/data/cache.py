@@ -110,7 +110,6 @@ class _Encoder:
                  split=None, space: bool | None = None):
         self.backend, self.from_offsets, self.separator, self.split = backend, from_offsets, separator, split
         self.sep_id = backend.token_to_id(separator) if separator is not None else None
-        self.space = self.join = False
         if space is None:
             space = not from_offsets and _joining_is_exact(self, self._spaced)
         if join is None:
@@ -158,10 +157,9 @@ class _Encoder:
                     break
                 cuts.append(t)
             else:
-                cuts.append(len(e))
-                bounds = np.array(cuts, dtype=np.int64)
-                if np.all(np.diff(bounds) > 0):  # (an empty sentence: cut sentence by sentence)
-                    parts.append((np.array(e.ids, dtype=np.int32), word_start_flags(e), np.diff(bounds)))
+                lengths = np.diff(np.array([*cuts, len(e)], dtype=np.int64))
+                if np.all(lengths > 0):  # (an empty sentence: cut sentence by sentence)
+                    parts.append((np.array(e.ids, dtype=np.int32), word_start_flags(e), lengths))
                     continue
             parts.append(None)
         return parts

@@ -27,14 +27,18 @@ within its pattern.
 
 from __future__ import annotations
 
+import functools
+
 PATTERNS = ("full", "local", "dilated", "global_local")
 # transformers' model types whose mask builders take a prepared 4D mask as it is (DeBERTa builds
 # its own from the padding mask; GPT-2's is causal)
 MODEL_TYPES = ("bert", "roberta", "albert", "electra", "roformer")
 
 
+@functools.lru_cache(maxsize=16)  # every forward of every batch of a length asks again
 def allowed_keys(length: int, kind: str, window: int, dilation: int = 1, global_tokens: int = 0):
-    """[T, T] bool: True where query i (row) may attend key j (column)."""
+    """[T, T] bool: True where query i (row) may attend key j (column). Shared between calls:
+    not to be modified in place."""
     import torch
 
     if kind not in PATTERNS:

@@ -6,38 +6,12 @@ import math
 
 import pytest
 import torch
-from hydra.utils import get_class
 
 from nlpx.config import compose
 from nlpx.errors import UserError
 from nlpx.models.attention_pattern import allowed_keys
 from nlpx.models.attention_scale import key_counts, restore
-
-VOCAB, PAD = 50, 0
-
-
-class Tok:
-    pad_token_id = PAD
-
-    def __len__(self):
-        return VOCAB
-
-
-def model(name, *extra):
-    cfg = compose([f"model={name}", "model.size=tiny", "model.hidden_dropout_prob=0",
-                   "model.attention_probs_dropout_prob=0", *extra])
-    family = get_class(cfg.model._target_)(cfg.model)
-    torch.manual_seed(0)
-    return family, family.pretraining_model(Tok(), nsp=False).eval()
-
-
-def ids(batch, length, lengths=()):
-    x = torch.randint(1, VOCAB, (batch, length), generator=torch.Generator().manual_seed(1))
-    mask = torch.ones(batch, length, dtype=torch.long)
-    for b, n in enumerate(lengths):
-        x[b, n:], mask[b, n:] = PAD, 0
-    return x, mask
-
+from tests.unit.test_attention_scale import ids, model
 
 def test_the_patterns_key_sets():
     def keys(*args, **kw):
