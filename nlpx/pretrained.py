@@ -25,6 +25,16 @@ def resolve_pretrained(path) -> Path | None:
     raise UserError(f"model.pretrained={path}: no config.json there or in its hf/ folder")
 
 
+def checkpoint_config(path):
+    """The transformers config of a local checkpoint, nlpx's own model types (GAU) registered first."""
+    import importlib
+
+    from transformers import AutoConfig
+
+    importlib.import_module("nlpx.models")  # registers them with the Auto classes
+    return AutoConfig.from_pretrained(str(path), local_files_only=True)
+
+
 def package_model(name: str) -> Path:
     """The model folder of an installed package: its model/ folder, found without importing the
     package (importing runs its code); else what its get_model_path() returns."""

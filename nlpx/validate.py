@@ -139,15 +139,20 @@ def _logger(cfg) -> None:
 
 def _model(cfg) -> None:
     """A new model's shape; a checkpoint's (model.pretrained) is its config.json's."""
-    from nlpx.models.attention_scale import SCALES
+    from nlpx.model_options import GAU_ATTENTIONS, PATTERNS, SCALES
 
+    gau_attention = _get(cfg, "model.gau_attention")  # first: model=gau's attention_scale interpolates it
+    if gau_attention is not None and gau_attention not in GAU_ATTENTIONS:
+        raise UserError(f"model.gau_attention={gau_attention}: not valid (valid: {', '.join(GAU_ATTENTIONS)})")
     scale = _get(cfg, "model.attention_scale")
-    if scale is not None and scale not in SCALES:
+    if gau_attention == "relu2":
+        if scale != "none":
+            raise UserError(f"model.attention_scale={scale}: model.gau_attention=relu2 has no softmax to scale "
+                            "(relu²(QKᵀ/n + b)); leave model.attention_scale unset (valid with relu2: none)")
+    elif scale is not None and scale not in SCALES:
         raise UserError(f"model.attention_scale={scale}: not valid (valid: {', '.join(SCALES)})")
     if scale == "log_n":
         _number("model.scale_train_length", _get(cfg, "model.scale_train_length"), integer=True, minimum=2)
-    from nlpx.models.attention_pattern import PATTERNS
-
     pattern = _get(cfg, "model.attention_pattern")
     if pattern is not None and pattern not in PATTERNS:
         raise UserError(f"model.attention_pattern={pattern}: not valid (valid: {', '.join(PATTERNS)})")

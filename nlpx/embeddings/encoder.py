@@ -31,6 +31,8 @@ def load_encoder(path: str | Path, device: str = "cpu") -> Encoder:
     """AutoModel + AutoTokenizer from a local folder, in eval mode on `device`."""
     from transformers import AutoModel, AutoTokenizer
 
+    from nlpx.models.attention_scale import restore  # (importing nlpx.models registers GAU's classes)
+
     path = Path(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -44,8 +46,6 @@ def load_encoder(path: str | Path, device: str = "cpu") -> Encoder:
         model, loading = AutoModel.from_pretrained(str(path), local_files_only=True, output_loading_info=True)
     except (OSError, ValueError) as e:
         raise UserError(f"model.pretrained={path}: cannot load a model there ({str(e).splitlines()[0]})") from None
-    from nlpx.models.attention_scale import restore
-
     restore(model)  # nlpx's own attention scale, where the checkpoint was trained with it
     missing = list(loading.get("missing_keys", []))
     pooler_missing = [k for k in missing if "pooler" in k]

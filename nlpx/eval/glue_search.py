@@ -24,9 +24,9 @@ SEARCHABLE = ("optim.", "budget.", "task.", "trick.")
 
 
 def hidden_size(model_path: Path) -> int:
-    from transformers import AutoConfig
+    from nlpx.pretrained import checkpoint_config
 
-    return int(AutoConfig.from_pretrained(str(model_path), local_files_only=True).hidden_size)
+    return int(checkpoint_config(model_path).hidden_size)
 
 
 def resolve_space(ev, model_path: Path, overrides: list[str]) -> tuple[dict[str, list], str | None]:

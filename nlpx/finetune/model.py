@@ -10,7 +10,7 @@ from nlpx.pretrained import resolve_pretrained
 
 # model_type in config.json -> family name; transformers' Auto classes pick each one's own head
 FAMILIES = {"bert": "BERT", "roberta": "RoBERTa", "deberta-v2": "DeBERTa-v2/v3", "deberta": "DeBERTa",
-            "electra": "ELECTRA", "albert": "ALBERT", "roformer": "RoFormer",
+            "electra": "ELECTRA", "albert": "ALBERT", "roformer": "RoFormer", "nlpx_gau": "GAU-α",
             "gpt2": "GPT-2 (classifies from the last non-padding token)"}
 
 
@@ -24,11 +24,12 @@ def checkpoint_path(cfg) -> Path:
 
 def load_classifier(path: Path, spec, *, new_head: bool = False):
     """(model, tokenizer) for task `spec`; new_head: the checkpoint's own head (MNLI's) is replaced."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     from nlpx.models.attention_scale import restore
+    from nlpx.pretrained import checkpoint_config
 
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    config = checkpoint_config(path)
     if config.model_type not in FAMILIES:
         raise UserError(f"model.pretrained={path}: model type '{config.model_type}' is not supported "
                         f"for fine-tuning (supported: {', '.join(FAMILIES.values())})")

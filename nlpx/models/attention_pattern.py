@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import functools
 
-PATTERNS = ("full", "local", "dilated", "global_local")
+from nlpx.model_options import PATTERNS
+
 # transformers' model types whose mask builders take a prepared 4D mask as it is (DeBERTa builds
 # its own from the padding mask; GPT-2's is causal)
 MODEL_TYPES = ("bert", "roberta", "albert", "electra", "roformer")

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import math
 
-SCALES = ("sqrt_d", "log_n")
-
 # transformers' model_type -> the class names of its self-attention modules (those log_n hooks)
 ATTENTION_CLASSES = {"bert": ("BertSelfAttention",), "roberta": ("RobertaSelfAttention",),
                      "albert": ("AlbertAttention",), "electra": ("ElectraSelfAttention",),
@@ -46,6 +44,8 @@ def restore(model) -> None:
     transformers loaded from an export: nlpx calls this wherever it builds or loads a model);
     nothing for sqrt_d and full attention."""
     config = model.config
+    if getattr(model, "nlpx_scales_attention_itself", False):  # GAU computes log_n in its own layers
+        return
     pattern = getattr(config, "nlpx_attention_pattern", "full")
     if pattern != "full":
         from nlpx.models.attention_pattern import apply as apply_pattern

@@ -66,13 +66,15 @@ NO_TYPES_KEYS = tuple(k for k in BERT_KEYS if k != "type_vocab_size")  # familie
 
 # transformers' model_type -> nlpx family, to name the right model= for a checkpoint
 FAMILY_OF_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "albert": "albert", "deberta-v2": "deberta",
-                        "electra": "electra", "gpt2": "gpt2", "roformer": "roformer"}
+                        "electra": "electra", "gpt2": "gpt2", "roformer": "roformer", "nlpx_gau": "gau"}
 
 
 def transformers_class(name: str):
-    import transformers
+    """A class of transformers by name, or of nlpx by its dotted path (GAU's)."""
+    import importlib
 
-    return getattr(transformers, name)
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module or "transformers"), attr)
 
 
 def sinusoidal_table(rows: int, dim: int, offset: int = 0):
@@ -119,6 +121,7 @@ class Family:
     rtd_class: str | None = None
     embedding_width_key: str | None = "embedding_size"
     config_keys = BERT_KEYS    # the cfg.model keys passed to the config under their own names
+    scales_attention_itself = False  # True where the model class computes log_n (GAU), not nlpx's hooks
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -128,9 +131,9 @@ class Family:
             raise UserError(f"model.position_embedding={self.position_embedding}: not available for "
                             f"model={self.name} (valid: {', '.join(self.positions)})")
         self.attention_scale = str(cfg.get("attention_scale") or "sqrt_d")
-        if self.attention_scale == "log_n" and self.model_type not in ATTENTION_CLASSES:
+        if self.attention_scale == "log_n" and not (self.scales_attention_itself or self.model_type in ATTENTION_CLASSES):
             raise UserError(f"model.attention_scale=log_n: not available for model={self.name} "
-                            f"(valid: sqrt_d; log_n: bert, roberta, albert, electra, roformer, deberta)")
+                            f"(valid: sqrt_d; log_n: bert, roberta, albert, electra, roformer, deberta, gau)")
         self.attention_pattern = str(cfg.get("attention_pattern") or "full")
         if self.attention_pattern != "full" and self.model_type not in PATTERN_MODEL_TYPES:
             raise UserError(f"model.attention_pattern={self.attention_pattern}: not available for model={self.name} "
@@ -158,15 +161,19 @@ class Family:
             attn_implementation=self.cfg.attn_implementation, **fields)
 
     def checkpoint_config(self):
-        from transformers import AutoConfig
+        from nlpx.pretrained import checkpoint_config
 
-        config = AutoConfig.from_pretrained(str(self.pretrained), local_files_only=True)
+        config = checkpoint_config(self.pretrained)
         if config.model_type != self.model_type:
             family = FAMILY_OF_MODEL_TYPE.get(config.model_type)
             hint = f"use model={family}" if family else "no nlpx family loads it"
             raise UserError(f"model.pretrained={self.cfg.pretrained}: a '{config.model_type}' checkpoint, "
                             f"not {self.name} ({hint})")
         return config
+
+    def reference(self, vocab_size: int, pad_token_id: int):
+        """(name, model) of a standard family that `nlpx config` counts next to this one; None here."""
+        return None
 
     def pretraining_class(self, nsp: bool):
         """The MLM + pair-head class where HF has one and nsp is asked for, else the MLM class."""

@@ -35,6 +35,10 @@ def count_parameters(cfg) -> tuple[int, str]:
             objective = objective_cls(cfg.objective, family)
             objective.attach(model)
             heads = list(objective.parameters())
+        reference = family.reference(config.vocab_size, config.pad_token_id or 0)
+    if reference is not None:
+        name, ref_model = reference
+        note += f" ({name}: {sum(p.numel() for p in ref_model.parameters()):,})"
     if not pretraining:
         note += " (the pretraining model; fine-tuning replaces its head with the task's)"
     params = list({id(p): p for p in [*model.parameters(), *heads]}.values())  # es: a shared table once

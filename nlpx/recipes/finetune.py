@@ -37,12 +37,11 @@ def check_finetune_config(cfg) -> None:
 
 def check_tricks(cfg, model_path: Path, data) -> None:
     """The tricks' task / family conflicts, before any output exists (exit 2)."""
-    from transformers import AutoConfig
-
+    from nlpx.pretrained import checkpoint_config
     from nlpx.tricks.base import TaskInfo
     from nlpx.tricks.stack import TrickStack
 
-    model_type = AutoConfig.from_pretrained(str(model_path), local_files_only=True).model_type
+    model_type = checkpoint_config(model_path).model_type
     TrickStack.build(cfg.get("trick"), TaskInfo(model_type, data.num_labels,
                                                 bool(getattr(data.spec, "multilabel", False))))
 

@@ -13,8 +13,9 @@ import re
 from nlpx.errors import UserError
 from nlpx.tricks.base import Trick
 
-# "<prefix>.<...>.layer.3." (BERT-like), "transformer.h.3." (GPT-2), "albert_layer_groups.0."
-LAYER = re.compile(r"\.(?:layer|h|albert_layer_groups)\.(\d+)\.")
+# "<prefix>.<...>.layer.3." (BERT-like), "transformer.h.3." (GPT-2), "albert_layer_groups.0.",
+# "gau.layers.3." (GAU)
+LAYER = re.compile(r"\.(?:layer|layers|h|albert_layer_groups)\.(\d+)\.")
 
 
 def layer_of(name: str, prefix: str) -> int | None:

@@ -30,6 +30,7 @@ TARGETS: dict[str, list[str]] = {
     "albert": ["query", "value"],
     "roformer": ["query", "value"],
     "gpt2": ["c_attn"],
+    "nlpx_gau": ["i_dense"],  # GAU: U, V and Z (so Q and K) come from one projection, as GPT-2's c_attn
 }
 
 # modules trained in full and saved with the adapter: everything from the encoder's output to the
@@ -42,6 +43,7 @@ HEADS: dict[str, list[str]] = {
     "albert": ["classifier", "albert.pooler"],
     "roformer": ["classifier"],
     "gpt2": ["score"],
+    "nlpx_gau": ["classifier"],
 }
 
 KEY = "trick.lora.target_modules"

@@ -25,7 +25,7 @@ def run(overrides):
 
 
 def test_the_matrix_covers_every_option():
-    assert set(group_options()["model"]) == {*ENCODERS, "gpt2"} and len(ENCODERS) == 6
+    assert set(group_options()["model"]) == {*ENCODERS, "gpt2"} and len(ENCODERS) == 7
     assert set(MASKED) | {"clm"} <= set(group_options()["objective"])
 
 
@@ -53,7 +53,8 @@ def test_valid_pair_trains_exports_and_reloads(model, objective, small):
         from transformers import AutoModelForMaskedLM
 
         generator = AutoModelForMaskedLM.from_pretrained(str(hf / "generator"))
-        assert generator.config.num_hidden_layers == 1 and summary["rtd"]["generator"]["layers"] == 1
+        layers = reloaded.config.num_hidden_layers // 2  # the deberta_v3 preset: half the depth
+        assert generator.config.num_hidden_layers == layers and summary["rtd"]["generator"]["layers"] == layers
 
 
 @pytest.mark.parametrize("model,objective", INVALID)
@@ -90,6 +91,7 @@ def test_every_family_export_fine_tunes(model, small, glue_dir, tmp_path):
     ("deberta", ["objective.sharing=gdes"]),
     ("electra", ["objective.sharing=es", "objective.generator.preset=electra"]),
     ("bert", ["objective.sharing=nes"]),
+    ("gau", ["objective.sharing=es", "objective.generator.preset=electra"]),  # a narrower generator: projected
 ])
 def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir, tmp_path):
     """`nlpx eval glue model.pretrained=<rtd run>` fine-tunes the discriminator (hf/)."""
@@ -101,8 +103,15 @@ def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir,
     config = json.loads((pretrained / "hf" / "config.json").read_text())
     (rte,) = report["tasks"]
     assert rte["task"] == "rte" and rte["status"] == "ok" and config["architectures"][0] == \
-        {"deberta": "DebertaV2Model", "electra": "ElectraForPreTraining", "bert": "BertModel"}[model]
+        {"deberta": "DebertaV2Model", "electra": "ElectraForPreTraining", "bert": "BertModel", "gau": "GauModel"}[model]
     assert "glue" in json.loads((pretrained / "summary.json").read_text())
+    if model == "gau":  # and `nlpx eval sts` encodes it (first position: GAU has no pooler)
+        from nlpx.recipes.eval_sts import eval_sts
+
+        report = eval_sts([f"model.pretrained={pretrained}", f"data.glue_dir={glue_dir}", "logger=none",
+                           f"runs_dir={tmp_path / 'sts'}", "model.pooling=cls"])
+        assert report["settings"]["pooling_used"] == "cls_before_pooler"
+        assert -100 <= report["datasets"][0]["spearman"] <= 100
 
 
 @pytest.mark.parametrize("extra", [
@@ -119,6 +128,8 @@ def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir,
     ["model=albert", "model.attention_scale=log_n"],  # one attention module shared by every layer
     ["model=deberta", "objective=rtd", "model.attention_scale=log_n"],  # generator and discriminator
     ["model=roformer", "model.attention_pattern=global_local", "model.window=8", "model.attention_scale=log_n"],
+    ["model=gau", "objective=rtd", "objective.sharing=nes"],
+    ["model=gau", "model.gau_attention=relu2", "objective=sop"],
 ])
 def test_variants_train_two_steps(extra, small):
     assert run(small(*extra))["steps"] == 2

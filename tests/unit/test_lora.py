@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from nlpx.errors import UserError
+from nlpx.models.gau_modeling import GauConfig  # (importing nlpx.models registers GAU's Auto classes)
 from nlpx.tricks import lora
 from nlpx.tricks.lora import (
     HEADS,
@@ -44,6 +45,8 @@ CONFIGS = {
     "roformer": lambda: RoFormerConfig(**SIZE, embedding_size=32),
     "gpt2": lambda: GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_inner=37,
                                n_positions=64, num_labels=LABELS, pad_token_id=0),
+    "nlpx_gau": lambda: GauConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, intermediate_size=64,
+                                  qk_dim=16, max_position_embeddings=64, num_labels=LABELS),
 }
 FAMILIES = sorted(CONFIGS)
 POOLED = [family for family in FAMILIES if any("pooler" in head for head in HEADS[family])]
