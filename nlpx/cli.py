@@ -110,6 +110,16 @@ def eval_sts(overrides: Optional[List[str]] = Overrides):
     _run_eval("nlpx.recipes.eval_sts.eval_sts", "nlpx.eval.sts.print_table", overrides)
 
 
+@eval_app.command("mlm", context_settings=_EXTRA, help=(
+        "Score a pretrained masked LM at several sequence lengths, no training: MLM loss and accuracy on "
+        "the common held-out set (the run's own corpus) and the mean attention entropy of every layer, per "
+        "length; writes results.{json,md} and summary.json under runs/mlm/<run_id>/.\n\n"
+        "Example: nlpx eval mlm model.pretrained=runs/default/<run> eval.lengths=[128,256,512]\n\n"
+        "eval.tokens (held-out tokens per length), eval.batch_size, eval.entropy, eval.device"))
+def eval_mlm(overrides: Optional[List[str]] = Overrides):
+    _run_eval("nlpx.recipes.eval_mlm.eval_mlm", "nlpx.eval.mlm_lengths.print_table", overrides)
+
+
 def _run_eval(run: str, table: str, overrides) -> None:
     """An `nlpx eval` command: run it (imported late: the CLI starts fast), one line and exit 2
     for a user error, then its table."""

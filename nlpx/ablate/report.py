@@ -19,7 +19,8 @@ time of all stages.
 Metric names: `val/...` (or any key of the pretraining summary's `final`) from the `train`
 stage; `glue/score` and `glue/<task>` (the task score: the median over the cell's fine-tuning
 seeds of the winning configuration) from an `eval glue` stage; `sts/<data>` (Spearman x100, e.g.
-`sts/stsb-dev`) and `sts/<data>/pearson` from an `eval sts` stage.
+`sts/stsb-dev`) and `sts/<data>/pearson` from an `eval sts` stage; `mlm/L<length>/loss`, `/acc` and
+`/entropy` (the mean over layers of the mean attention entropy) from an `eval mlm` stage.
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ def cell_values(plan: dict, cell: dict) -> dict:
                        train_flops=6.0 * params * tokens if params and tokens else None)
             out["wall_seconds"] += float(summary.get("wall_seconds", 0.0))
             out["train_examples_per_s"] = summary.get("train_examples_per_s")
+        elif command == "eval mlm":
+            results = json.loads((run_dir / "results.json").read_text())
+            for row in results["lengths"]:
+                out[f"mlm/L{row['length']}/loss"] = row["mlm_loss"]
+                out[f"mlm/L{row['length']}/acc"] = row["mlm_acc"]
+                if row.get("attention_entropy"):
+                    out[f"mlm/L{row['length']}/entropy"] = sum(row["attention_entropy"]) / len(row["attention_entropy"])
         elif command == "eval sts":
             results = json.loads((run_dir / "results.json").read_text())
             for row in results["datasets"]:

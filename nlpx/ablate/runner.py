@@ -24,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from nlpx.ablate.spec import PLACEHOLDER, Cell, Spec, dir_name, resolved, uses_ddp
+from nlpx.ablate.spec import NO_TRAINING, PLACEHOLDER, Cell, Spec, dir_name, resolved, uses_ddp
 from nlpx.rundir import atomic_write_json
 
 log = logging.getLogger("nlpx")
@@ -64,8 +64,8 @@ def stage_overrides(spec: Spec, cell: Cell, stage) -> list[str]:
     overrides = [PLACEHOLDER.sub(lambda m: str(cell.run_dirs[m.group(1)]), o) for o in cell.stages[stage.name]]
     if (run_dir / "config.yaml").is_file():  # interrupted: continue it
         if (stage.command == "train" and not (run_dir / "checkpoints" / "last.ckpt").is_file()) \
-                or stage.command == "eval sts":
-            shutil.rmtree(run_dir)  # died before its first checkpoint (eval sts has none): start again
+                or stage.command in NO_TRAINING:
+            shutil.rmtree(run_dir)  # died before its first checkpoint (eval sts / mlm have none): start again
         else:
             return [f"resume={run_dir}"]
     elif run_dir.exists():  # made, but killed before its config was written: nothing to keep
@@ -143,6 +143,10 @@ def _run_stage(command: str, overrides: list[str]) -> None:
         from nlpx.recipes.eval_sts import eval_sts
 
         eval_sts(overrides)
+    elif command == "eval mlm":
+        from nlpx.recipes.eval_mlm import eval_mlm
+
+        eval_mlm(overrides)
     else:
         from nlpx.recipes.eval_glue import eval_glue
 

@@ -1,5 +1,6 @@
 """Experiment specs (`experiments/<name>.yaml`) and their grid: arms × seeds, each cell a list of
-stages (`nlpx train`, then `nlpx eval glue` or `nlpx eval sts`, ...), each stage a list of overrides.
+stages (`nlpx train`, then `nlpx eval glue`, `nlpx eval sts` or `nlpx eval mlm`, ...), each stage a list
+of overrides.
 
 A spec:
 
@@ -41,7 +42,10 @@ from pathlib import Path
 from nlpx.config import override_value
 from nlpx.errors import UserError
 
-COMMANDS = ("train", "eval glue", "eval sts")
+COMMANDS = ("train", "eval glue", "eval sts", "eval mlm")
+# the commands that train nothing (no checkpoint to resume: an interrupted one starts again), and
+# the function that turns a stage's overrides into the ones they compose with
+NO_TRAINING = {"eval sts": "nlpx.recipes.eval_sts.sts_overrides", "eval mlm": "nlpx.recipes.eval_mlm.mlm_overrides"}
 REQUIRED_SIZES = ("smoke", "full")
 KEYS = ("description", "stages", "base", "arms", "axes", "baseline", "seeds", "metrics", "sizes")
 STAGE_KEYS = ("name", "command", "overrides")
@@ -224,7 +228,7 @@ def _cross_axes(arms: dict, axes, stages: list[str], where: str) -> dict:
 
 # -- the grid ---------------------------------------------------------------------------------
 def seed_override(command: str, seed: int) -> str:
-    # eval sts trains nothing: its seed only fixes the init of weights a checkpoint lacks
+    # eval sts / mlm train nothing: the seed only fixes the init of weights a checkpoint lacks
     return f"eval.seeds=[{seed}]" if command == "eval glue" else f"seed={seed}"
 
 
@@ -296,11 +300,11 @@ def _composed(command: str, overrides: tuple[str, ...], env: tuple[tuple[str, st
 
     if command == "train":
         return json.dumps(plain(compose(list(overrides), runnable=False)), sort_keys=True, default=str)
-    if command == "eval sts":
-        from nlpx.recipes.eval_sts import sts_overrides
+    if command in NO_TRAINING:
+        from hydra.utils import get_method
 
-        return json.dumps(plain(compose(sts_overrides(list(overrides)), runnable=False)), sort_keys=True,
-                          default=str)
+        return json.dumps(plain(compose(get_method(NO_TRAINING[command])(list(overrides)), runnable=False)),
+                          sort_keys=True, default=str)
     # eval glue composes task.* per task, as `nlpx eval glue` does
     from nlpx.eval.glue_metrics import GLUE_TASKS
     from nlpx.recipes.eval_glue import glue_overrides

@@ -86,7 +86,8 @@ def test_unknown_experiment_size_and_stage_prefix_are_user_errors(tmp_path):
 
 
 def test_shipped_experiments_plan_every_cell():
-    expected = {"nsp_vs_nonsp": 12, "es_nes_gdes": 9, "mask_ratio": 9, "mask_replace": 12, "tricks": 27, "embeddings": 15}
+    expected = {"nsp_vs_nonsp": 12, "es_nes_gdes": 9, "mask_ratio": 9, "mask_replace": 12, "tricks": 27, "embeddings": 15,
+                "attention": 18}
     assert set(specs.shipped()) == set(expected)
     for name, n in expected.items():
         spec = specs.load(name)
