@@ -11,6 +11,7 @@ from nlpx.pretrained import resolve_pretrained
 # model_type in config.json -> family name; transformers' Auto classes pick each one's own head
 FAMILIES = {"bert": "BERT", "roberta": "RoBERTa", "deberta-v2": "DeBERTa-v2/v3", "deberta": "DeBERTa",
             "electra": "ELECTRA", "albert": "ALBERT", "roformer": "RoFormer", "nlpx_gau": "GAU-α",
+            "longformer": "Longformer", "big_bird": "BigBird",
             "gpt2": "GPT-2 (classifies from the last non-padding token)"}
 
 

@@ -40,9 +40,12 @@ _DEBERTA = "DisentangledSelfAttention"
 
 
 def restore(model) -> None:
-    """Hook a model whose config records log_n or an attention pattern (a new one, or one
-    transformers loaded from an export: nlpx calls this wherever it builds or loads a model);
-    nothing for sqrt_d and full attention."""
+    """Hook a model whose config records log_n or an attention pattern, and transformers' sparse
+    classes (a new model, or one transformers loaded from an export: nlpx calls this wherever it
+    builds or loads a model); nothing for sqrt_d and full attention."""
+    from nlpx.models.sparse_attention import apply as apply_sparse
+
+    apply_sparse(model)  # Longformer's global tokens, BigBird kept block-sparse
     config = model.config
     if getattr(model, "nlpx_scales_attention_itself", False):  # GAU computes log_n in its own layers
         return

@@ -66,7 +66,8 @@ NO_TYPES_KEYS = tuple(k for k in BERT_KEYS if k != "type_vocab_size")  # familie
 
 # transformers' model_type -> nlpx family, to name the right model= for a checkpoint
 FAMILY_OF_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "albert": "albert", "deberta-v2": "deberta",
-                        "electra": "electra", "gpt2": "gpt2", "roformer": "roformer", "nlpx_gau": "gau"}
+                        "electra": "electra", "gpt2": "gpt2", "roformer": "roformer", "nlpx_gau": "gau",
+                        "longformer": "longformer", "big_bird": "bigbird"}
 
 
 def transformers_class(name: str):

@@ -96,6 +96,8 @@ def generator_config(disc_config, depth_ratio: float, width_ratio: float, width_
         fields[width_key] = getattr(disc_config, width_key, None) or hidden
     if fields.get("num_hidden_groups") == layers:  # ALBERT without sharing: one group per layer
         fields["num_hidden_groups"] = g_layers
+    if isinstance(fields.get("attention_window"), list):  # Longformer's model wrote one window per layer
+        fields["attention_window"] = fields["attention_window"][:1] * g_layers
     fields.pop("architectures", None)
     return type(disc_config).from_dict(fields)
 

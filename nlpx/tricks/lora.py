@@ -30,7 +30,9 @@ TARGETS: dict[str, list[str]] = {
     "albert": ["query", "value"],
     "roformer": ["query", "value"],
     "gpt2": ["c_attn"],
-    "nlpx_gau": ["i_dense"],  # GAU: U, V and Z (so Q and K) come from one projection, as GPT-2's c_attn
+    "nlpx_gau": ["i_dense"],
+    "longformer": ["query", "value"],  # the local projections; query_global / value_global stay frozen
+    "big_bird": ["query", "value"],  # GAU: U, V and Z (so Q and K) come from one projection, as GPT-2's c_attn
 }
 
 # modules trained in full and saved with the adapter: everything from the encoder's output to the
@@ -44,6 +46,8 @@ HEADS: dict[str, list[str]] = {
     "roformer": ["classifier"],
     "gpt2": ["score"],
     "nlpx_gau": ["classifier"],
+    "longformer": ["classifier"],
+    "big_bird": ["classifier"],
 }
 
 KEY = "trick.lora.target_modules"

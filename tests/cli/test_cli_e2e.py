@@ -25,7 +25,7 @@ def test_help_lists_groups_and_options(cache_dir):
         assert out.returncode == 0
         text = " ".join(out.stdout.split())  # the help wraps long option lists
         assert "objective: angle, angle_latest, classify, clm, esimcse, mlm, mlm_nsp, rtd, simcse, sop, span" in text
-        assert "model: albert, bert, deberta, electra, gau, gpt2, roberta, roformer" in text
+        assert "model: albert, bert, bigbird, deberta, electra, gau, gpt2, longformer, roberta, roformer" in text
         assert "task: glue/cola, glue/mnli" in out.stdout
 
 

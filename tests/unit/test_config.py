@@ -8,7 +8,8 @@ from nlpx.errors import UserError
 
 def test_groups_are_the_documented_ones():
     groups = group_options()
-    assert groups["model"] == ["albert", "bert", "deberta", "electra", "gau", "gpt2", "roberta", "roformer"]
+    assert groups["model"] == ["albert", "bert", "bigbird", "deberta", "electra", "gau", "gpt2", "longformer", "roberta",
+                               "roformer"]
     assert groups["objective"] == ["angle", "angle_latest", "classify", "clm", "esimcse", "mlm", "mlm_nsp", "rtd",
                                    "simcse", "sop", "span"]
     assert groups["data"] == ["glue", "pairs", "synthetic", "text", "triples"]
