@@ -16,7 +16,7 @@ def test_groups_are_the_documented_ones():
     assert groups["task"] == [f"glue/{t}" for t in sorted(
         ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
         ["multilabel/jsonl", "multilabel/synthetic"]  # not the _default files
-    assert groups["eval"] == ["glue", "sts"]
+    assert groups["eval"] == ["glue", "mlm", "sts"]
     assert groups["trainer"] == ["cpu", "ddp", "gpu"]
     assert groups["logger"] == ["csv", "none", "wandb"]
     assert groups["trick"] == ["asl", "awp", "llrd", "lora", "multi_dropout", "rdrop", "sift"]
