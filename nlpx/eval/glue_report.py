@@ -173,20 +173,8 @@ def to_csv(report: dict) -> str:
 
 
 def print_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from nlpx.eval.console import print_table as show
 
     header, rows = table_rows(report)
-    table = Table(title=f"GLUE dev: {report['model']}", show_header=True)
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < 2 else "right")
-    for row in rows:
-        table.add_row(*row)
-    import sys
-
-    # a log file gets the whole table on one line per row, not wrapped at 80 columns
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    for line in protocol_lines(report["settings"]):
-        console.print(line, soft_wrap=True)
-    console.print(f"run directory: {report['run_dir']}", soft_wrap=True)
+    show(f"GLUE dev: {report['model']}", header, rows,
+         [*protocol_lines(report["settings"]), f"run directory: {report['run_dir']}"], left=2)

@@ -120,18 +120,8 @@ def to_markdown(report: dict) -> str:
 
 
 def print_table(report: dict) -> None:
-    import sys
-
-    from rich.console import Console
-    from rich.table import Table
+    from nlpx.eval.console import print_table as show
 
     header, rows = table_rows(report)
-    table = Table(title="MLM loss and attention entropy by sequence length", show_header=True)
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    for line in [f"model: {report['model']}", *notes(report), f"run directory: {report['run_dir']}"]:
-        console.print(line, soft_wrap=True)
+    show("MLM loss and attention entropy by sequence length", header, rows,
+         [f"model: {report['model']}", *notes(report), f"run directory: {report['run_dir']}"])

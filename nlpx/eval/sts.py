@@ -48,20 +48,8 @@ def to_markdown(report: dict) -> str:
 
 
 def print_table(report: dict) -> None:
-    import sys
-
-    from rich.console import Console
-    from rich.table import Table
+    from nlpx.eval.console import print_table as show
 
     header, rows = table_rows(report)
-    table = Table(title=f"STS: cosine, pooling {report['pooling']}", show_header=True)
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    console.print(f"model: {report['model']}", soft_wrap=True)
-    for line in report["protocol"]:
-        console.print(line, soft_wrap=True)
-    console.print(f"run directory: {report['run_dir']}", soft_wrap=True)
+    show(f"STS: cosine, pooling {report['pooling']}", header, rows,
+         [f"model: {report['model']}", *report["protocol"], f"run directory: {report['run_dir']}"])

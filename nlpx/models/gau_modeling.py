@@ -217,13 +217,15 @@ class GauModel(GauPreTrainedModel):
         allowed = attention_mask.bool()[:, None, :]              # [B, 1, T]
         n = allowed.sum(-1, keepdim=True).float()                 # [B, 1, 1]
         rope = rotary_table(t, self.config.qk_dim, x.device, x.dtype)
-        hidden, attentions = (x,), ()
+        hidden, attentions = (x,) if output_hidden_states else None, () if output_attentions else None
         for layer in self.layers:
             x, a = layer(x, allowed, n, rope)
-            hidden, attentions = hidden + (x,), attentions + (a,)
-        return BaseModelOutputWithPooling(last_hidden_state=x, pooler_output=None,
-                                          hidden_states=hidden if output_hidden_states else None,
-                                          attentions=attentions if output_attentions else None)
+            if output_hidden_states:
+                hidden += (x,)
+            if output_attentions:
+                attentions += (a,)
+        return BaseModelOutputWithPooling(last_hidden_state=x, pooler_output=None, hidden_states=hidden,
+                                          attentions=attentions)
 
 
 class GauMLMHead(nn.Module):

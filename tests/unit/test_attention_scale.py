@@ -18,7 +18,7 @@ VOCAB, PAD = 50, 0
 
 
 class Tok:
-    pad_token_id = PAD
+    pad_token_id, cls_token_id, sep_token_id = PAD, 2, 3
 
     def __len__(self):
         return VOCAB

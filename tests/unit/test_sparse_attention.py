@@ -10,21 +10,7 @@ from nlpx.config import compose
 from nlpx.errors import UserError
 from nlpx.models.sparse_attention import sparse_minimum
 from tests.unit.test_attention_scale import family_for, ids
-
-
-class Tok:
-    pad_token_id, cls_token_id, sep_token_id = 0, 2, 3
-
-    def __len__(self):
-        return 50
-
-
-def build(name, *extra):
-    cfg = compose([f"model={name}", "model.size=tiny", "model.hidden_dropout_prob=0",
-                   "model.attention_probs_dropout_prob=0", *extra])
-    family = family_for(cfg.model)
-    torch.manual_seed(0)
-    return family, family.pretraining_model(Tok(), nsp=False).eval()
+from tests.unit.test_attention_scale import model as build
 
 
 def test_longformer_window_is_twice_the_keys_on_each_side():
