@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from nlpx.errors import UserError
 from nlpx.eval.mlm_lengths import evaluate_length
 from nlpx.recipes.eval_mlm import eval_mlm
+from tests.conftest import cli
 
 
 def test_entropy_of_uniform_and_one_hot_attention_is_exact():
@@ -47,7 +47,7 @@ def test_entropy_of_uniform_and_one_hot_attention_is_exact():
     assert (out["masked"], out["tokens"], out["mlm_acc"]) == (2, 6, 0.5)
 
 
-def test_loss_per_length_is_the_checkpoint_s_cross_entropy_on_the_common_set(pretrained_run, tmp_path):
+def test_loss_per_length_is_the_checkpoint_s_cross_entropy_on_the_common_set(pretrained_run, tmp_path, cache_dir):
     from transformers import AutoModelForMaskedLM
 
     from omegaconf import OmegaConf
@@ -55,8 +55,12 @@ def test_loss_per_length_is_the_checkpoint_s_cross_entropy_on_the_common_set(pre
     from nlpx.data.common_eval import batches, common_eval_set
     from nlpx.data.prepare import prepare_corpus
 
-    report = eval_mlm([f"model.pretrained={pretrained_run}", "eval.lengths=[32,64,128]", "eval.tokens=320",
-                       f"runs_dir={tmp_path}", "logger=none"])
+    out = cli("eval", "mlm", f"model.pretrained={pretrained_run}", "eval.lengths=[32,64,128]", "eval.tokens=320",
+              f"runs_dir={tmp_path}", "logger=none", cache_dir=cache_dir)
+    assert out.returncode == 0, out.stderr
+    assert "MLM loss and attention entropy by sequence length" in out.stdout and "H layer 2" in out.stdout
+    (run_dir,) = (tmp_path / "mlm").iterdir()
+    report = json.loads((run_dir / "results.json").read_text())
     rows = {r["length"]: r for r in report["lengths"]}
     assert [r["examples"] for r in report["lengths"]] == [10, 5, 3]  # ceil(320 / L)
     assert report["training_length"] == 64 and report["positions"] == "learned"
@@ -75,7 +79,6 @@ def test_loss_per_length_is_the_checkpoint_s_cross_entropy_on_the_common_set(pre
         assert rows[length]["masked"] == count and rows[length]["mlm_loss"] == pytest.approx(total / count, rel=1e-5)
         assert len(rows[length]["attention_entropy"]) == 2
         assert all(0 < h <= rows[length]["uniform_entropy"] + 1e-6 for h in rows[length]["attention_entropy"])
-    run_dir = Path(report["run_dir"])
     assert {"results.json", "results.md", "summary.json", "config.yaml"} <= {p.name for p in run_dir.iterdir()}
     assert "* past the training length" in (run_dir / "results.md").read_text()
     recorded = json.loads((pretrained_run / "summary.json").read_text())["mlm_lengths"]
