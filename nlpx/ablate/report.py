@@ -37,9 +37,12 @@ from nlpx.errors import UserError
 from nlpx.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # finetune_examples_per_s: fine-tuning training speed, mean over the GLUE tasks (a trick's cost);
-# train_examples_per_s: the train stage's examples/s where it counts examples (embedding runs)
-COMPUTE = ("parameters", "tokens_seen", "train_flops", "wall_seconds", "finetune_examples_per_s",
-           "train_examples_per_s", "fine_tunings")
+# train_examples_per_s: the train stage's examples/s where it counts examples (embedding runs);
+# train_tokens_per_s: pretraining tokens / training seconds; flops_per_token: the model FLOPs per
+# token the run counted (torch's FLOP counter over one step: attention and the vocabulary
+# projection included where they are computed, unlike the 6 x parameters estimate)
+COMPUTE = ("parameters", "tokens_seen", "train_flops", "flops_per_token", "wall_seconds", "train_tokens_per_s",
+           "finetune_examples_per_s", "train_examples_per_s", "fine_tunings")
 MAJORITY = "majority:"  # a cell value's prefix: the majority-class score of metric glue/...
 
 
@@ -67,6 +70,9 @@ def cell_values(plan: dict, cell: dict) -> dict:
                        train_flops=6.0 * params * tokens if params and tokens else None)
             out["wall_seconds"] += float(summary.get("wall_seconds", 0.0))
             out["train_examples_per_s"] = summary.get("train_examples_per_s")
+            seconds = summary.get("train_seconds")
+            out["train_tokens_per_s"] = tokens / seconds if tokens and seconds else None
+            out["flops_per_token"] = (summary.get("flops") or {}).get("per_token")
         elif command == "eval mlm":
             results = json.loads((run_dir / "results.json").read_text())
             for row in results["lengths"]:
@@ -247,16 +253,17 @@ def _md_escape(text: str) -> str:
 
 def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str], needed: list[dict]) -> str:
     lines = [f"# {plan['experiment']} (size {plan['size']})", "", plan.get("description", ""), ""]
-    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "fine-tunings", "wall s",
-              "fine-tune ex/s", "train ex/s"]
+    header = ["arm", *plan["metrics"], "parameters", "tokens", "train FLOPs (est.)", "FLOPs/token", "fine-tunings",
+              "wall s", "train tokens/s", "fine-tune ex/s", "train ex/s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         name = f"**{r['arm']}** (baseline)" if r["baseline"] else r["arm"]
         metrics = [f"{cell_text(r['metrics'][m])}<br>{delta_text(r['metrics'][m])}" for m in plan["metrics"]]
         c = r["compute"]
         lines.append("| " + " | ".join([_md_escape(name), *metrics, _big(c["parameters"]), _big(c["tokens_seen"]),
-                                         _big(c["train_flops"]), _num(c["fine_tunings"], 0),
-                                         _num(c["wall_seconds"], 0),
+                                         _big(c["train_flops"]), _big(c["flops_per_token"]),
+                                         _num(c["fine_tunings"], 0), _num(c["wall_seconds"], 0),
+                                         _num(c["train_tokens_per_s"], 0),
                                          _num(c["finetune_examples_per_s"], 1),
                                          _num(c["train_examples_per_s"], 1)]) + " |")
     lines += ["", "Mean ± sample std (ddof=1) over seeds (n = finished cells). Second line: Δ, the mean "
@@ -267,7 +274,8 @@ def to_markdown(plan: dict, rows: list[dict], cells: list[dict], plots: list[str
               "α = 0.05 detects with power 0.8 given the standard deviation of the paired differences "
               "and n (statsmodels TTestPower). A |Δ| below it is reported as below the detectable effect, "
               "not as a finding. † the mean does not beat the majority-class score. "
-              "FLOPs: 6 × parameters × pretraining tokens. "
+              "Train FLOPs: 6 × parameters × pretraining tokens; FLOPs/token: counted by the run (attention "
+              "and the vocabulary projection where computed). "
               f"Seeds: {', '.join(map(str, plan['seeds']))}.", ""]
     majority = {m: next((r["metrics"][m]["majority"] for r in rows if r["metrics"][m].get("majority") is not None),
                         None) for m in plan["metrics"]}

@@ -36,7 +36,7 @@ def make(root: Path) -> None:
             dirs["pretrain"].mkdir()
             (dirs["pretrain"] / "summary.json").write_text(json.dumps(
                 {"final": {"val/mlm_loss": v[0]}, "parameters": 1000, "tokens_seen": 500, "wall_seconds": 10.0,
-                 "train_examples_per_s": 40.0}))
+                 "train_seconds": 4.0, "flops": {"per_token": 7000.0}, "train_examples_per_s": 40.0}))
             (dirs["pretrain"] / "metrics.jsonl").write_text("".join(
                 json.dumps({"step": s, "val/mlm_loss": v[0] + 10 - s}) + "\n" for s in (0, 5, 10)))
             dirs["glue"].mkdir()
@@ -113,7 +113,8 @@ def test_statistics_equal_hand_computed_values(tmp_path):
     assert broken["metrics"]["val/mlm_loss"]["n"] == 1 and math.isnan(broken["metrics"]["val/mlm_loss"]["p"])
     # fine-tuning speed: the mean over tasks (mrpc 100 + seed, rte 50), then over seeds 0-3
     assert rows["new"]["compute"] == {"parameters": 1000, "tokens_seen": 500, "train_flops": 6 * 1000 * 500,
-                                      "wall_seconds": 10.0, "finetune_examples_per_s": pytest.approx(75.75),
+                                      "flops_per_token": 7000.0, "wall_seconds": 10.0, "train_tokens_per_s": 125.0,
+                                      "finetune_examples_per_s": pytest.approx(75.75),
                                       "train_examples_per_s": 40.0, "fine_tunings": 6}
     # a task's number is the median over its fine-tuning seeds; the majority score comes along
     mrpc = rows["new"]["metrics"]["glue/mrpc"]
