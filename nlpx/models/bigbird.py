@@ -14,7 +14,7 @@ embeddings, learned (or sinusoidal) positions, segments, WordPiece and MLM + NSP
 from __future__ import annotations
 
 from nlpx.errors import UserError
-from nlpx.models.family import Family
+from nlpx.models.family import Family, cls_sep_special_ids
 
 
 class BigBirdFamily(Family):
@@ -42,10 +42,7 @@ class BigBirdFamily(Family):
         return {**super().config_fields(pad_token_id), "attention_type": "block_sparse",
                 "block_size": int(self.cfg.block_size), "num_random_blocks": int(self.cfg.num_random_blocks)}
 
-    def tokenizer_fields(self, config, tokenizer) -> None:
-        config.sep_token_id = tokenizer.sep_token_id
-        config.bos_token_id = tokenizer.cls_token_id
-        config.eos_token_id = tokenizer.sep_token_id
+    tokenizer_fields = cls_sep_special_ids
 
     def mlm_head(self, model):
         return model.cls.predictions

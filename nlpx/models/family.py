@@ -90,6 +90,14 @@ def sinusoidal_table(rows: int, dim: int, offset: int = 0):
     return table
 
 
+def cls_sep_special_ids(self, config, tokenizer) -> None:
+    """tokenizer_fields of the families whose config names sep/bos/eos ids and whose inputs are
+    [CLS] ... [SEP] (longformer, bigbird): the tokenizer's, not the config class's defaults."""
+    config.sep_token_id = tokenizer.sep_token_id
+    config.bos_token_id = tokenizer.cls_token_id
+    config.eos_token_id = tokenizer.sep_token_id
+
+
 class _WithoutTokenTypes:
     """The base model called without token_type_ids (and with fixed extra arguments).
 

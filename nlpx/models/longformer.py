@@ -14,6 +14,7 @@ the model (nlpx/models/sparse_attention.py).
 from __future__ import annotations
 
 from nlpx.errors import UserError
+from nlpx.models.family import cls_sep_special_ids
 from nlpx.models.roberta import RobertaFamily
 
 
@@ -38,7 +39,4 @@ class LongformerFamily(RobertaFamily):
         return {**super().config_fields(pad_token_id), "attention_window": 2 * int(self.cfg.window),
                 "nlpx_global_tokens": int(self.cfg.global_tokens)}
 
-    def tokenizer_fields(self, config, tokenizer) -> None:
-        config.sep_token_id = tokenizer.sep_token_id
-        config.bos_token_id = tokenizer.cls_token_id
-        config.eos_token_id = tokenizer.sep_token_id
+    tokenizer_fields = cls_sep_special_ids
