@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from nlpx.data.buckets import BucketBatchSampler
 from nlpx.data.encode import Encoded, encode_examples
+from nlpx.data.loader_workers import worker_kwargs
 from nlpx.errors import UserError
 from nlpx.eval.glue_metrics import MNLI_SPLITS
 from nlpx.eval.glue_reader import Example, available_splits, read_split
@@ -169,8 +170,7 @@ class FinetuneDataModule(L.LightningDataModule):
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle)
         return DataLoader(_Rows(len(split.encoded)), batch_sampler=sampler,
-                          collate_fn=Batches(split.encoded, self.pad_id), num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          collate_fn=Batches(split.encoded, self.pad_id), **worker_kwargs(self.num_workers))
 
     def train_batches_per_epoch(self) -> int:
         return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed))

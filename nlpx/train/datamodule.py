@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from nlpx.data.dataset import TRAIN_STREAM, VAL_STREAM, Collator, MaskedExamples, StreamSampler
 from nlpx.data.formats import batch_size_for, build_instances, masking_config
+from nlpx.data.loader_workers import worker_kwargs
 
 log = logging.getLogger("nlpx.data")
 VAL_SEED = 0  # validation masks are the same for every run seed, so seeds compare on one val set
@@ -37,10 +38,8 @@ class PretrainDataModule(L.LightningDataModule):
                      int(cfg.data.batch_size), self.batch_size, int(cfg.data.batch_size) * seq_len)
 
     def _loader(self, dataset, sampler):
-        workers = int(self.cfg.data.num_workers)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
-                          collate_fn=self.collate, num_workers=workers,
-                          persistent_workers=workers > 0)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate,
+                          **worker_kwargs(int(self.cfg.data.num_workers)))
 
     def _rank_world(self) -> tuple[int, int]:
         return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
