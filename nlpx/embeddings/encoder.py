@@ -25,11 +25,13 @@ class Encoder:
     path: Path
     device: str
     pooler_trained: bool  # False: the checkpoint has no pooler weights (an MLM-only export)
+    lm: object = None  # head="masked_lm": the whole AutoModelForMaskedLM (`model` is its encoder)
 
 
-def load_encoder(path: str | Path, device: str = "cpu") -> Encoder:
-    """AutoModel + AutoTokenizer from a local folder, in eval mode on `device`."""
-    from transformers import AutoModel, AutoTokenizer
+def load_encoder(path: str | Path, device: str = "cpu", head: str | None = None) -> Encoder:
+    """AutoModel (head="masked_lm": AutoModelForMaskedLM, whose encoder is `model`) + AutoTokenizer
+    from a local folder, in eval mode on `device`."""
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     from nlpx.models.attention_scale import restore  # (importing nlpx.models registers GAU's classes)
 
@@ -43,10 +45,12 @@ def load_encoder(path: str | Path, device: str = "cpu") -> Encoder:
             raise UserError(f"model.pretrained={path}: the tokenizer has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     try:
-        model, loading = AutoModel.from_pretrained(str(path), local_files_only=True, output_loading_info=True)
+        auto = AutoModelForMaskedLM if head == "masked_lm" else AutoModel
+        model, loading = auto.from_pretrained(str(path), local_files_only=True, output_loading_info=True)
     except (OSError, ValueError) as e:
         raise UserError(f"model.pretrained={path}: cannot load a model there ({str(e).splitlines()[0]})") from None
-    restore(model)  # nlpx's own attention scale, where the checkpoint was trained with it
+    lm, model = (model, model.base_model) if head == "masked_lm" else (None, model)
+    restore(lm or model)  # nlpx's own attention scale, where the checkpoint was trained with it
     missing = list(loading.get("missing_keys", []))
     pooler_missing = [k for k in missing if "pooler" in k]
     others = [k for k in missing if "pooler" not in k]
@@ -54,7 +58,10 @@ def load_encoder(path: str | Path, device: str = "cpu") -> Encoder:
         log.warning("model.pretrained=%s: %d weights are not in the checkpoint and were initialised at random "
                     "(%s, ...)", path, len(others), others[0])
     has_pooler = getattr(model, "pooler", None) is not None
-    return Encoder(model.eval().to(device), tokenizer, path, device, pooler_trained=has_pooler and not pooler_missing)
+    if lm is not None:
+        lm.eval().to(device)
+    return Encoder(model.eval().to(device), tokenizer, path, device, pooler_trained=has_pooler and not pooler_missing,
+                   lm=lm)
 
 
 def effective_pooling(encoder: Encoder, pooling: str) -> str:

@@ -26,14 +26,18 @@ class EmbeddingModule(RunModule):
         self.evaluations: list[dict] = []
         self._stepped = 0  # the optimizer steps the objective has been told about
 
+    @property
+    def validating(self) -> bool:
+        return self.validation is not None or self.objective.validates
+
     def on_train_start(self):
         # the starting point, on the training device (before fit the module is still on the CPU)
-        if self.validation is not None:
+        if self.validating:
             self.validate_sts(self.trainer.global_step)
 
     def on_train_end(self):
         step = self.trainer.global_step
-        if self.validation is not None and (not self.evaluations or self.evaluations[-1]["step"] != step):
+        if self.validating and (not self.evaluations or self.evaluations[-1]["step"] != step):
             self.validate_sts(step)
 
     def training_step(self, batch, batch_idx):
@@ -56,26 +60,31 @@ class EmbeddingModule(RunModule):
         # ESimCSE's momentum copy follows the encoder right after each optimizer step
         self.objective.after_optimizer_step(self.encoder)
         every = int(self.cfg.trainer.val_check_interval)
-        if self.validation is not None and step % every == 0 and step < self.total_steps:
+        if self.validating and step % every == 0 and step < self.total_steps:
             self.validate_sts(step)
             self.pause_clock()
 
     def validate_sts(self, step: int) -> dict:
+        """STS Spearman/Pearson of the validation pairs (if any) and the objective's own held-out metrics."""
         from nlpx.embeddings.encoder import Encoder, evaluate_pairs
 
-        was_training = self.encoder.training
-        self.encoder.eval()
-        encoder = Encoder(self.encoder.model, self.tokenizer, None, str(self.device), pooler_trained=True)
-        result = evaluate_pairs(encoder, self.validation.pairs, pooling=self.encoder.pooling,
-                                batch_size=int(self.cfg.objective.eval_batch_size), max_length=self.max_length)
-        result.pop("predictions")
-        self.encoder.train(was_training)
-        entry = {"step": step, "spearman": result["spearman"], "pearson": result["pearson"]}
+        entry, logged = {"step": step}, {}
+        if self.validation is not None:
+            was_training = self.encoder.training
+            self.encoder.eval()
+            encoder = Encoder(self.encoder.model, self.tokenizer, None, str(self.device), pooler_trained=True)
+            result = evaluate_pairs(encoder, self.validation.pairs, pooling=self.encoder.pooling,
+                                    batch_size=int(self.cfg.objective.eval_batch_size), max_length=self.max_length)
+            self.encoder.train(was_training)
+            entry.update(spearman=result["spearman"], pearson=result["pearson"])
+            name = self.validation.name
+            logged.update({f"val/{name}_spearman": entry["spearman"], f"val/{name}_pearson": entry["pearson"]})
+        own = self.objective.validate(self.encoder)
+        entry.update(own)
+        logged.update({f"val/{k}": v for k, v in own.items()})
         self.evaluations.append(entry)
-        name = self.validation.name
         for lg in self.sts_loggers:
-            lg.log_metrics({f"val/{name}_spearman": entry["spearman"], f"val/{name}_pearson": entry["pearson"]},
-                           step=step)
+            lg.log_metrics(logged, step=step)
         return entry
 
     def optimizer_settings(self) -> OptimizerSettings:

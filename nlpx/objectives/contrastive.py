@@ -28,9 +28,10 @@ from nlpx.errors import UserError
 class SentenceEncoder(nn.Module):
     """model -> pooled sentence vector (-> the training-time MLP)."""
 
-    def __init__(self, model, pooling: str, mlp: bool = False):
+    def __init__(self, model, pooling: str, mlp: bool = False, lm=None):
         super().__init__()
         self.model, self.pooling = model, pooling
+        self.lm = lm  # the checkpoint with its masked-LM head around `model` (unilm, simbert), else None
         hidden = model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.n_embd
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh()) if mlp else None
 
@@ -44,6 +45,8 @@ class SentenceEncoder(nn.Module):
 
 class EmbeddingObjective(nn.Module):
     needs_nsp = False
+    model_head = None  # None: the checkpoint as AutoModel; "masked_lm": with its masked-LM head
+    validates = False  # True: validate() reports held-out metrics of its own (with or without STS pairs)
 
     def __init__(self, cfg, data_kind: str):
         super().__init__()
@@ -65,6 +68,18 @@ class EmbeddingObjective(nn.Module):
     def collate_repeat(self, seed: int):
         """(dup_rate, sampling, seed) when the data layer must add a word-repetition view."""
         return None
+
+    def training_rows(self, data, seed: int):
+        """The EmbeddingData trained on (the objective may select from or hold out of what was read)."""
+        return data
+
+    def collator(self, tokenizer, max_length: int, seed: int):
+        """The objective's own collate function, or None for nlpx.embeddings.data.Collator."""
+        return None
+
+    def validate(self, encoder) -> dict:
+        """Held-out metrics of the objective's own, {name: value}, logged as val/<name>."""
+        return {}
 
 
 def _alignment(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

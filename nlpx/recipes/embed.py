@@ -98,7 +98,8 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     pooling = check_pooling(cfg.model.get("pooling"))
     objective_cls = get_class(c._target_)
     kind = objective_cls.data_kind_for(cfg.data)
-    data = load_data(kind, cfg.data, c)
+    objective = objective_cls(c, kind)  # its options are checked here, before anything is read
+    data = objective.training_rows(load_data(kind, cfg.data, c), int(cfg.seed))
     batch_size = int(c.batch_size)
     if len(data.rows) < batch_size:
         raise UserError(f"objective.batch_size={batch_size}: the data has only {len(data.rows)} {kind}; "
@@ -109,19 +110,19 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
         raise UserError(f"objective={c.name} trains a pretrained encoder: give model.pretrained=PATH (an nlpx "
                         "run directory, a local HF checkpoint folder, or package:NAME)")
     torch.manual_seed(int(cfg.seed))  # the MLP's (and any missing weight's) initialisation
-    loaded = load_encoder(path, "cpu")
+    loaded = load_encoder(path, "cpu", head=objective_cls.model_head)
     used_pooling = effective_pooling(loaded, pooling)
     if used_pooling != pooling:
         log.warning("model.pooling=cls: %s has no trained pooler weights; its first token's hidden state is "
                     "used (as cls_before_pooler)", path)
-    model, tokenizer = loaded.model.train(), loaded.tokenizer
+    model, tokenizer = loaded.model, loaded.tokenizer
+    (loaded.lm or model).train()
     limit = position_limit(model.config)
     max_length = int(c.max_length) if limit is None else min(int(c.max_length), limit)
     # validation encodes as `nlpx eval sts` does the checkpoint (training truncates at max_length
     # for speed, as SimCSE); hf/'s sentence_bert_config.json keeps this length
     eval_length, _ = resolve_max_length(None, loaded)
-    encoder = SentenceEncoder(model, used_pooling, mlp=bool(c.mlp))
-    objective = objective_cls(c, kind)
+    encoder = SentenceEncoder(model, used_pooling, mlp=bool(c.mlp), lm=loaded.lm)
     objective.attach(encoder)
 
     # Lightning steps the optimizer after every `accumulate` batches and at an epoch's last batch
@@ -129,8 +130,8 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     total = int(cfg.budget.max_epochs) * math.ceil((len(data.rows) // batch_size) / accumulate)
     cap = None if cfg.budget.max_steps is None else int(cfg.budget.max_steps)  # checked >= 1 with the config
     total = min(total, cap) if cap else total
-    collate = Collator(tokenizer, kind, max_length, repeat=objective.collate_repeat(int(cfg.seed)),
-                       position_limit=limit)
+    collate = objective.collator(tokenizer, max_length, int(cfg.seed)) or Collator(
+        tokenizer, kind, max_length, repeat=objective.collate_repeat(int(cfg.seed)), position_limit=limit)
     generator = torch.Generator().manual_seed(int(cfg.seed))
     loader = DataLoader(data.rows, batch_size=batch_size, sampler=RandomSampler(data.rows, generator=generator),
                         collate_fn=collate, drop_last=True, num_workers=0)
@@ -145,12 +146,15 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
         L.seed_everything(int(cfg.seed), verbose=False)
         trainer.fit(module, train_dataloaders=loader)  # validates at its start and end (on the device)
         encoder.eval()
-        export(model, tokenizer, run_dir / "hf", used_pooling, eval_length)
+        # with a masked-LM head (unilm, simbert) hf/ keeps it: AutoModel still loads the encoder
+        export(loaded.lm or model, tokenizer, run_dir / "hf", used_pooling, eval_length)
         before, after = (module.evaluations[0], module.evaluations[-1]) if module.evaluations else (None, None)
         final = {"train/loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
-        if after is not None:
+        if after is not None and validation is not None:
             final.update({f"val/{validation.name}_spearman": after["spearman"],
                           f"val/{validation.name}_pearson": after["pearson"]})
+        if after is not None:  # the objective's own held-out metrics
+            final.update({f"val/{k}": v for k, v in after.items() if k not in ("step", "spearman", "pearson")})
         summary = {
             "run_dir": str(run_dir), "experiment": cfg.experiment, "seed": int(cfg.seed),
             "objective": str(c.name), "pooling": pooling, "pooling_used": used_pooling, "mlp": bool(c.mlp),

@@ -35,6 +35,7 @@ FINETUNING = {("objective", "classify"), ("data", "glue"), ("budget", "finetune"
 EMBEDDING = {("objective", "simcse"): ["data=synthetic", "data.num_docs=60"],
              ("objective", "esimcse"): ["data=synthetic", "data.num_docs=60"],
              ("objective", "angle"): [], ("objective", "angle_latest"): [],
+             ("objective", "unilm"): ["objective.min_score=0"], ("objective", "simbert"): ["objective.min_score=0"],
              ("data", "pairs"): ["objective=angle"], ("data", "triples"): ["objective=simcse"],
              ("budget", "embedding"): ["objective=simcse", "data=synthetic", "data.num_docs=60"]}
 
@@ -57,7 +58,7 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
     if embedding:
         glue = request.getfixturevalue("glue_dir")
         extra += EMBEDDING[group, option]
-        if "objective=angle" in extra or option.startswith("angle") or option == "pairs":
+        if "objective=angle" in extra or option in ("angle", "angle_latest", "pairs", "unilm", "simbert"):
             extra.append(f"data.glue_dir={glue}")
         if option == "triples":
             (tmp_path / "t.jsonl").write_text("".join(json.dumps({"anchor": f"a {i}", "positive": f"b {i}"}) + "\n"

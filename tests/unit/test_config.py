@@ -11,7 +11,7 @@ def test_groups_are_the_documented_ones():
     assert groups["model"] == ["albert", "bert", "bigbird", "deberta", "electra", "gau", "gpt2", "longformer", "roberta",
                                "roformer"]
     assert groups["objective"] == ["angle", "angle_latest", "classify", "clm", "esimcse", "mlm", "mlm_nsp", "rtd",
-                                   "simcse", "sop", "span"]
+                                   "simbert", "simcse", "sop", "span", "unilm"]
     assert groups["data"] == ["glue", "pairs", "synthetic", "text", "triples"]
     assert groups["task"] == [f"glue/{t}" for t in sorted(
         ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
@@ -20,7 +20,7 @@ def test_groups_are_the_documented_ones():
     assert groups["trainer"] == ["cpu", "ddp", "gpu"]
     assert groups["logger"] == ["csv", "none", "wandb"]
     assert groups["trick"] == ["asl", "awp", "llrd", "lora", "multi_dropout", "rdrop", "sift"]
-    assert groups["optim"] == ["angle", "finetune", "pretrain", "simcse"]
+    assert groups["optim"] == ["angle", "finetune", "pretrain", "seq2seq", "simcse"]
     assert groups["budget"] == ["embedding", "finetune", "pretrain"]
 
 
@@ -114,7 +114,7 @@ def test_unknown_option_names_the_valid_ones():
     with pytest.raises(UserError) as e:
         compose(["objective=mlmx"])
     assert str(e.value) == ("objective=mlmx: unknown option for group 'objective' (valid: angle, angle_latest, "
-                            "classify, clm, esimcse, mlm, mlm_nsp, rtd, simcse, sop, span)")
+                            "classify, clm, esimcse, mlm, mlm_nsp, rtd, simbert, simcse, sop, span, unilm)")
 
 
 def test_unknown_key_names_the_valid_keys():

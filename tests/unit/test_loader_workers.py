@@ -22,7 +22,9 @@ def test_standard_start_method_keeps_the_dataloaders_default():
 def loky_default():
     """The process-wide default start method as a joblib (loky) worker has it when the Hydra joblib
     launcher runs a cell (seen there: multiprocessing.get_start_method() == "loky")."""
-    from joblib.externals.loky.backend import context  # noqa: F401  (registers "loky")
+    import joblib.externals.loky.backend.context as loky_context
+
+    assert "loky" in loky_context.mp.context._concrete_contexts  # importing it registers the method
 
     before = multiprocessing.get_start_method(allow_none=True)
     multiprocessing.set_start_method("loky", force=True)

@@ -1,0 +1,69 @@
+"""What objective=unilm | simbert train on: pairs of similar sentences, and their batches.
+
+  data=pairs     scored pairs (STS-B's split, .tsv / .jsonl files) with a score of at least
+                 objective.min_score are the similar pairs (SimBERT: STS-B >= 4.0)
+  data=triples   each line's anchor and positive (a negative, if any, is not used)
+
+objective.heldout of the pairs (seeded by the run's seed) are kept out of training to measure the
+generation's perplexity.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from nlpx.embeddings.data import EmbeddingData
+from nlpx.errors import UserError
+
+
+def similar_pairs(data: EmbeddingData, min_score: float) -> list[tuple[str, str]]:
+    if data.kind == "triples":
+        return [(t[0], t[1]) for t in data.rows]
+    pairs = [(p.sentence1, p.sentence2) for p in data.rows if p.score >= min_score]
+    if not pairs:
+        raise UserError(f"objective.min_score={min_score}: none of the {len(data.rows)} pairs of {data.source} "
+                        "scores that high")
+    return pairs
+
+
+def split_heldout(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(training pairs, held-out pairs): round(fraction x n) pairs drawn with the seed."""
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    k = round(fraction * len(pairs))
+    held = sorted(order[:k])
+    kept = sorted(order[k:])
+    return [pairs[i] for i in kept], [pairs[i] for i in held]
+
+
+class Seq2SeqCollator:
+    """(A, B) pairs -> `[CLS] A [SEP] B [SEP]` sequences (both orders, A->B then B->A, when
+    `both_directions`), with token types, padding mask, `labels` for the generation and `views`
+    (one entry: the sequences) for the counters of the embedding module.
+    `masked`: (ratio, seed) for UniLM's masked variant; else causal next-token labels on B."""
+
+    repeat = None  # (no word-repetition view: the ESimCSE counters of the summary)
+
+    def __init__(self, tokenizer, max_length: int, both_directions: bool, masked: tuple[float, int] | None = None):
+        self.tokenizer, self.max_length, self.both_directions = tokenizer, max_length, both_directions
+        self.masked = masked
+        self.generator = torch.Generator().manual_seed(masked[1]) if masked else None
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> dict:
+        from nlpx.objectives.seq2seq import causal_targets, masked_targets
+
+        if self.both_directions:
+            pairs = [order for a, b in pairs for order in ((a, b), (b, a))]
+        enc = self.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation="longest_first",
+                             max_length=self.max_length, padding=True, return_token_type_ids=True,
+                             return_tensors="pt")
+        ids, types, mask = enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]
+        if self.masked:
+            ids, labels = masked_targets(ids, types, mask, self.tokenizer.mask_token_id, self.masked[0],
+                                         self.generator)
+        else:
+            labels = causal_targets(ids, types, mask)
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels,
+                "views": [{"input_ids": ids, "attention_mask": mask}]}
