@@ -131,6 +131,26 @@ def _run_eval(run: str, table: str, overrides) -> None:
     get_method(table)(report)
 
 
+generate_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                           help="Generate text with a trained model.")
+app.add_typer(generate_app, name="generate")
+
+
+@generate_app.command("similar", context_settings=_EXTRA, help=(
+        "Sentences similar to an input, sampled from a UniLM / SimBERT model (objective=unilm | simbert) "
+        "and ranked by cosine to the input with the same model (SimBERT's use); writes generations.jsonl "
+        "and results.md under runs/generate/<run_id>/.\n\n"
+        "Example: nlpx generate similar model.pretrained=runs/default/<run> text=\"a man plays a guitar\" "
+        "num=5\n\ngenerate.candidates, generate.temperature, generate.top_p, generate.top_k, "
+        "generate.max_new_tokens, generate.kv_cache, generate.device, model.pooling, seed"))
+def generate_similar(overrides: Optional[List[str]] = Overrides,
+                     file: Optional[str] = typer.Option(None, "--file", help="many inputs: .txt (one a line) or "
+                                                                             ".jsonl (generate.text_field)")):
+    extra = [f"generate.file={file}"] if file is not None else []
+    _run_eval("nlpx.recipes.generate_similar.generate_similar", "nlpx.recipes.generate_similar.print_table",
+              list(overrides or []) + extra)
+
+
 @app.command(context_settings=_EXTRA, help=(
         "Run an experiment spec (experiments/<name>.yaml): every arm x seed x stage, resumable.\n\n"
         "nlpx ablate --list | nlpx ablate NAME --dry-run | nlpx ablate NAME [--size smoke|full] [OVERRIDES] | "

@@ -117,6 +117,7 @@ class RootSchema:
     task: Any = None
     trick: Any = None
     eval: Any = None
+    generate: Any = None
     seed: int = 0
     experiment: str = "default"
     runs_dir: str = "runs"

@@ -5,6 +5,7 @@ with its masked-LM head, and exit-2 errors."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from nlpx.config import compose
 from nlpx.errors import UserError
 from nlpx.recipes.train import train
-from tests.conftest import embedding_overrides
+from tests.conftest import cli, embedding_overrides
 
 
 def run(overrides):
@@ -48,6 +49,30 @@ def test_simbert_trains_validates_and_exports_its_head(pretrained_run, glue_dir,
     report = eval_sts([f"model.pretrained={run_dir}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'sts'}",
                        "logger=none"])
     assert report["datasets"][0]["spearman"] == pytest.approx(final["val/stsb-dev_spearman"], abs=1e-9)
+
+    # `nlpx generate similar` from the run: one text in process, a file through the command line
+    from nlpx.recipes.generate_similar import generate_similar
+
+    gen = generate_similar([f"model.pretrained={run_dir}", f"runs_dir={tmp_path / 'gen'}", "logger=none",
+                            "text=a small dog runs", "num=3", "generate.candidates=6", "generate.max_new_tokens=5"])
+    [record] = gen["records"]
+    assert record["text"] == "a small dog runs" and record["samples"] == 6 and len(record["generations"]) <= 3
+    cosines = [g["cosine"] for g in record["generations"]]
+    assert cosines == sorted(cosines, reverse=True) and all(g["text"] != record["text"] for g in record["generations"])
+    lines = [json.loads(x) for x in (Path(gen["run_dir"]) / "generations.jsonl").read_text().splitlines()]
+    assert lines == gen["records"]
+    again = generate_similar([f"model.pretrained={run_dir}", f"runs_dir={tmp_path / 'gen'}", "logger=none",
+                              "text=a small dog runs", "num=3", "generate.candidates=6", "generate.max_new_tokens=5",
+                              "generate.kv_cache=false"])
+    assert again["records"] == gen["records"]  # seeded; the cache changes nothing
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("a small dog runs\n\nthe rain stopped\n")
+    out = cli("generate", "similar", f"model.pretrained={run_dir}", f"runs_dir={tmp_path / 'gen2'}", "logger=none",
+              "--file", str(inputs), "generate.candidates=3", "generate.max_new_tokens=4", cache_dir=tmp_path)
+    assert out.returncode == 0, out.stderr
+    [folder] = (tmp_path / "gen2" / "generate").iterdir()
+    assert [json.loads(x)["text"] for x in (folder / "generations.jsonl").read_text().splitlines()] == [
+        "a small dog runs", "the rain stopped"]
 
 
 def test_unilm_masked_on_triples(pretrained_run, glue_dir, tmp_path):
@@ -97,4 +122,28 @@ def test_bad_seq2seq_runs_exit_2_before_any_output(pretrained_run, glue_dir, tmp
     with pytest.raises(UserError, match=message):
         pairs = [] if any(a.startswith("data=") for a in extra) else [f"data.glue_dir={glue_dir}"]
         run([*embedding_overrides(pretrained_run, glue_dir, runs, *extra), *pairs])
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "give one input with text="),
+    (["text=a", "--file", "{tmp}/in.txt"], "give one input with text="),
+    (["--file", "{tmp}/missing.txt"], "missing.txt: no such file"),
+    (["--file", "{tmp}/empty.txt"], "empty.txt: no input sentences"),
+    (["--file", "{tmp}/bad.jsonl"], "bad.jsonl:2: 'text' is not a non-empty string"),
+    (["text=a", "generate.top_p=1.5"], r"generate.top_p=1.5: give a probability in \(0, 1\]"),
+    (["text=a", "generate.temperature=0"], "generate.temperature=0: give a number > 0"),
+    (["text=a", "num=0"], "generate.num=0: give an integer >= 1"),
+    (["text=a", "optim.lr=1e-3"], "trains nothing and reads no data"),
+])
+def test_bad_generate_commands_exit_2_before_any_output(pretrained_run, tmp_path, args, message):
+    (tmp_path / "in.txt").write_text("x\n")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    (tmp_path / "bad.jsonl").write_text('{"text": "a"}\n{"text": ""}\n')
+    runs = tmp_path / "runs"
+    out = cli("generate", "similar", f"model.pretrained={pretrained_run}", f"runs_dir={runs}", "logger=none",
+              *[a.replace("{tmp}", str(tmp_path)) for a in args], cache_dir=tmp_path)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("nlpx: error:") and re.search(message, last), last
     assert not runs.exists()
