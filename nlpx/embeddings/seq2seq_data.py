@@ -18,14 +18,32 @@ from nlpx.embeddings.data import EmbeddingData
 from nlpx.errors import UserError
 
 
-def similar_pairs(data: EmbeddingData, min_score: float) -> list[tuple[str, str]]:
+def similar_pairs(data: EmbeddingData, min_score) -> list[tuple[str, str]]:
+    """`min_score`: one threshold for every set of scored pairs, or {set name: threshold} naming each
+    set (sets on different scales: STS-B's 0-5, MRPC's 0/1 labels)."""
     if data.kind == "triples":
         return [(t[0], t[1]) for t in data.rows]
-    pairs = [(p.sentence1, p.sentence2) for p in data.rows if p.score >= min_score]
+    sets = dict(data.meta.get("sets") or {"pairs": len(data.rows)})  # rows come set after set, in this order
+    if isinstance(min_score, (int, float)) and not isinstance(min_score, bool):
+        thresholds = {name: float(min_score) for name in sets}
+    else:
+        thresholds = dict(min_score)
+        if set(thresholds) != set(sets):
+            raise UserError(f"objective.min_score: give a threshold for each set of pairs read ({', '.join(sets)}), "
+                            f"or one number for all (got {', '.join(map(str, thresholds)) or 'none'})")
+    pairs, start = [], 0
+    for name, count in sets.items():
+        pairs += [(p.sentence1, p.sentence2) for p in data.rows[start:start + count]
+                  if p.score >= float(thresholds[name])]
+        start += count
     if not pairs:
-        raise UserError(f"objective.min_score={min_score}: none of the {len(data.rows)} pairs of {data.source} "
+        raise UserError(f"objective.min_score={_show(min_score)}: none of the {len(data.rows)} pairs of {data.source} "
                         "scores that high")
     return pairs
+
+
+def _show(value) -> str:
+    return str(float(value)) if isinstance(value, (int, float)) else str(dict(value))
 
 
 def split_heldout(pairs: list, fraction: float, seed: int) -> tuple[list, list]:

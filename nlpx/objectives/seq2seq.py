@@ -80,8 +80,16 @@ def masked_targets(input_ids, token_type_ids, attention_mask, mask_id: int, rati
     return input_ids.masked_fill(chosen, mask_id), labels
 
 
+def masked_lm_head(lm):
+    """hidden [..., H] -> vocabulary logits: the masked-LM head of a bert, roformer or electra
+    ForMaskedLM, as nlpx's families reach it (nlpx/models/{bert,roformer,electra}.py)."""
+    if lm.config.model_type == "electra":
+        return lambda h: lm.generator_lm_head(lm.generator_predictions(h))
+    return lm.cls.predictions
+
+
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the labelled positions."""
+    """Mean cross-entropy over the labelled positions (labels -100 are not)."""
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
@@ -127,11 +135,11 @@ class UniLM(EmbeddingObjective):
         from nlpx.embeddings.data import EmbeddingData
         from nlpx.embeddings.seq2seq_data import similar_pairs, split_heldout
 
-        pairs = similar_pairs(data, float(self.cfg.min_score))
+        pairs = similar_pairs(data, self.cfg.min_score)
         train, self.heldout_pairs = split_heldout(pairs, float(self.cfg.heldout), seed)
         if len(train) < int(self.cfg.batch_size):
             raise UserError(f"objective.batch_size={self.cfg.batch_size}: {len(train)} similar pairs to train on "
-                            f"({len(pairs)} with objective.min_score={self.cfg.min_score}, "
+                            f"({len(pairs)} of the pairs at objective.min_score, "
                             f"{len(self.heldout_pairs)} held out)")
         meta = {**data.meta, "similar_pairs": len(pairs), "train_pairs": len(train),
                 "heldout_pairs": len(self.heldout_pairs)}
@@ -166,14 +174,17 @@ class UniLM(EmbeddingObjective):
         mean = total / count
         return {"seq2seq_loss": mean, "seq2seq_ppl": math.exp(mean)}
 
-    def sequences(self, encoder, batch: dict) -> tuple[torch.Tensor, torch.Tensor, object]:
-        """(loss of the generation, number of targets, the model's outputs with hidden_states)."""
+    def sequences(self, encoder, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss of the generation, number of targets, the last hidden states). The vocabulary
+        projection runs at the labelled positions only (as nlpx's MLM objective)."""
         types, labels = batch["token_type_ids"], batch["labels"]
         dtype = encoder.lm.get_input_embeddings().weight.dtype
         allowed = seq2seq_allowed(types, batch["attention_mask"])
-        out = encoder.lm(input_ids=batch["input_ids"], token_type_ids=types,
-                         attention_mask=additive_mask(allowed, dtype), output_hidden_states=True)
-        return lm_loss(out.logits, labels), (labels != -100).sum(), out
+        hidden = encoder.model(input_ids=batch["input_ids"], token_type_ids=types,
+                               attention_mask=additive_mask(allowed, dtype)).last_hidden_state
+        selected = labels != -100
+        logits = masked_lm_head(encoder.lm)(hidden[selected])
+        return lm_loss(logits, labels[selected]), selected.sum(), hidden
 
     def forward(self, encoder, batch: dict) -> dict:
         loss, targets, _ = self.sequences(encoder, batch)
@@ -182,7 +193,8 @@ class UniLM(EmbeddingObjective):
     def describe(self) -> dict:
         c = self.cfg
         return {"seq2seq": {"lm": str(c.lm), "mask_ratio": float(c.mask_ratio) if c.lm == "masked" else None,
-                            "both_directions": self.both_directions, "min_score": float(c.min_score),
+                            "both_directions": self.both_directions,
+                            "min_score": float(c.min_score) if isinstance(c.min_score, (int, float)) else dict(c.min_score),
                             "heldout": float(c.heldout)}}
 
 
@@ -200,9 +212,9 @@ class SimBERT(UniLM):
     def forward(self, encoder, batch: dict) -> dict:
         from nlpx.embeddings.pooling import pool
 
-        lm, targets, out = self.sequences(encoder, batch)
+        lm, targets, hidden = self.sequences(encoder, batch)
         source = batch["attention_mask"] * (1 - batch["token_type_ids"])  # [CLS] A [SEP]: the sentence itself
-        vectors = pool({"last_hidden_state": out.hidden_states[-1]}, source, encoder.pooling)
+        vectors = pool({"last_hidden_state": hidden}, source, encoder.pooling)
         similarity = contrastive_loss(vectors, float(self.cfg.scale))
         loss = lm + float(self.cfg.contrastive_weight) * similarity
         z = F.normalize(vectors.detach().float(), dim=-1)

@@ -153,8 +153,9 @@ def test_collator_orders_both_directions_and_labels_the_second_sentence():
     assert len(batch["views"][0]["input_ids"]) == 4
 
 
-def test_simbert_loss_is_generation_plus_weighted_contrastive():
-    lm = tiny_lm("bert")
+@pytest.mark.parametrize("family", ["bert", "roformer", "electra"])
+def test_simbert_loss_is_generation_plus_weighted_contrastive(family):
+    lm = tiny_lm(family)
     encoder = SentenceEncoder(lm.base_model, "mean", lm=lm)
     objective = SimBERT(cfg(), "pairs")
     objective.attach(encoder)
@@ -184,6 +185,13 @@ def test_similar_pairs_threshold_triples_and_heldout_split():
     with pytest.raises(UserError, match="min_score=5.0"):
         similar_pairs(data, 5.0)
     assert similar_pairs(EmbeddingData("triples", [("p", "q", "r"), ("s", "t")], "y"), 4.0) == [("p", "q"), ("s", "t")]
+    # sets on different scales: a threshold per set, read in the order the sets were read
+    two = EmbeddingData("pairs", [Pair("a", "b", 4.5), Pair("c", "d", 3.9), Pair("m", "n", 1.0), Pair("o", "p", 0.0)],
+                        "x", {"sets": {"stsb-train": 2, "mrpc": 2}})
+    assert similar_pairs(two, {"stsb-train": 4.0, "mrpc": 1}) == [("a", "b"), ("m", "n")]
+    assert similar_pairs(two, 1.0) == [("a", "b"), ("c", "d"), ("m", "n")]
+    with pytest.raises(UserError, match=r"a threshold for each set of pairs read \(stsb-train, mrpc\)"):
+        similar_pairs(two, {"stsb-train": 4.0})
     pairs = [(str(i), str(i)) for i in range(20)]
     train, held = split_heldout(pairs, 0.25, seed=1)
     assert len(held) == 5 and sorted(train + held) == sorted(pairs) and not set(train) & set(held)
