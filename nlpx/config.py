@@ -182,6 +182,28 @@ def refuse_unread(overrides: list[str], unread: dict[str, str], command: str, do
                 raise UserError(f"{o}: not read by {command}: " + why.format(command=command, does=does))
 
 
+def command_overrides(overrides: list[str], *, group: str, option: str, refused: tuple[str, ...],
+                      refusal: str, own: str, aliases: tuple[str, ...] = ()) -> list[str]:
+    """The overrides of a command that sets `group=option` itself and trains nothing (`nlpx eval mlm`,
+    `nlpx generate similar`): a key of a `refused` group (or resume) is `refusal` (formatted with
+    the override `o` and its `group`), `group` itself is `own`, a bare alias `k=v` is short for
+    `group.k=v`; experiment defaults to the option's group name for `eval`, else to `group`."""
+    out = []
+    for o in overrides:
+        key = o.partition("=")[0].lstrip("+~")
+        top = key.split(".")[0]
+        if key in aliases:
+            o = f"{group}.{o.lstrip('+~')}"
+        elif top in refused or key == "resume":
+            raise UserError(refusal.format(o=o, group=top))
+        elif key == group:
+            raise UserError(own.format(o=o))
+        out.append(o)
+    if not any(o.startswith("experiment=") for o in out):
+        out.append(f"experiment={option if group == 'eval' else group}")
+    return out + [f"{group}={option}"]
+
+
 def register_schemas() -> None:
     """The typed schemas the optim/, budget/ and trainer/ options extend (`defaults: [_schema,
     _self_]`), and the root config's (`defaults: [_root_schema, ...]`)."""

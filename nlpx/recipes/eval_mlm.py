@@ -29,18 +29,12 @@ log = logging.getLogger("nlpx")
 
 
 def mlm_overrides(overrides: list[str]) -> list[str]:
-    out = []
-    for o in overrides:
-        key = o.partition("=")[0].lstrip("+~")
-        group = key.split(".")[0]
-        if group in ("optim", "budget", "trainer", "objective", "task", "trick") or key == "resume":
-            raise UserError(f"{o}: `nlpx eval mlm` trains nothing; it reads no {group} settings")
-        if key == "eval":
-            raise UserError(f"{o}: `nlpx eval mlm` sets eval itself; change eval.* keys (eval.lengths=[...])")
-        out.append(o)
-    if not any(o.startswith("experiment=") for o in out):
-        out.append("experiment=mlm")
-    return out + ["eval=mlm"]
+    from nlpx.config import command_overrides
+
+    return command_overrides(
+        overrides, group="eval", option="mlm", refused=("optim", "budget", "trainer", "objective", "task", "trick"),
+        refusal="{o}: `nlpx eval mlm` trains nothing; it reads no {group} settings",
+        own="{o}: `nlpx eval mlm` sets eval itself; change eval.* keys (eval.lengths=[...])")
 
 
 def _positive_int(key: str, value, minimum: int = 1) -> int:

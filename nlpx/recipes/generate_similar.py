@@ -29,21 +29,14 @@ SHORT = ("text", "num", "file")  # `text=...` is short for `generate.text=...`
 
 
 def generate_overrides(overrides: list[str]) -> list[str]:
-    out = []
-    for o in overrides:
-        key = o.partition("=")[0].lstrip("+~")
-        group = key.split(".")[0]
-        if key in SHORT:
-            o = f"generate.{o.lstrip('+~')}"
-        elif group in ("optim", "budget", "trainer", "objective", "task", "trick", "data", "eval") or key == "resume":
-            raise UserError(f"{o}: `nlpx generate similar` trains nothing and reads no data; it reads "
-                            "model.pretrained, model.pooling, seed and generate.* (text=, num=, --file)")
-        elif key == "generate":
-            raise UserError(f"{o}: `nlpx generate similar` sets generate itself; change generate.* keys")
-        out.append(o)
-    if not any(o.startswith("experiment=") for o in out):
-        out.append("experiment=generate")
-    return out + ["generate=similar"]
+    from nlpx.config import command_overrides
+
+    return command_overrides(
+        overrides, group="generate", option="similar", aliases=SHORT,
+        refused=("optim", "budget", "trainer", "objective", "task", "trick", "data", "eval"),
+        refusal="{o}: `nlpx generate similar` trains nothing and reads no data; it reads model.pretrained, "
+                "model.pooling, seed and generate.* (text=, num=, --file)",
+        own="{o}: `nlpx generate similar` sets generate itself; change generate.* keys")
 
 
 def _int(key: str, value, minimum: int, optional: bool = False):
