@@ -56,6 +56,29 @@ def split_heldout(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
     return [pairs[i] for i in kept], [pairs[i] for i in held]
 
 
+def causal_targets(input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                   attention_mask: torch.Tensor) -> torch.Tensor:
+    """labels[t] = input_ids[t+1] where t+1 is a (non-padding) token of segment 1, else -100."""
+    labels = torch.full_like(input_ids, -100)
+    target = token_type_ids[:, 1:].bool() & attention_mask[:, 1:].bool()
+    labels[:, :-1] = torch.where(target, input_ids[:, 1:], labels[:, :-1])
+    return labels
+
+
+def masked_targets(input_ids, token_type_ids, attention_mask, mask_id: int, ratio: float,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(masked input ids, labels): round(ratio x its length) of each row's segment-1 tokens, at least
+    one, replaced by [MASK] and labelled with the original token."""
+    target = token_type_ids.bool() & attention_mask.bool()
+    noise = torch.rand(input_ids.shape, generator=generator).to(input_ids.device)
+    noise = noise.masked_fill(~target, 2.0)  # never chosen
+    counts = (target.sum(1).float() * ratio).round().clamp(min=1).long()
+    order = noise.argsort(dim=1).argsort(dim=1)  # each position's rank among its row's draws
+    chosen = (order < counts[:, None]) & target
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
+    return input_ids.masked_fill(chosen, mask_id), labels
+
+
 class Seq2SeqCollator:
     """(A, B) pairs -> `[CLS] A [SEP] B [SEP]` sequences (both orders, A->B then B->A, when
     `both_directions`), with token types, padding mask, `labels` for the generation and `views`
@@ -70,8 +93,6 @@ class Seq2SeqCollator:
         self.generator = torch.Generator().manual_seed(masked[1]) if masked else None
 
     def __call__(self, pairs: list[tuple[str, str]]) -> dict:
-        from nlpx.objectives.seq2seq import causal_targets, masked_targets
-
         if self.both_directions:
             pairs = [order for a, b in pairs for order in ((a, b), (b, a))]
         enc = self.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation="longest_first",

@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 
 from nlpx.embeddings.data import EmbeddingData
 from nlpx.embeddings.pairs import Pair
-from nlpx.embeddings.seq2seq_data import Seq2SeqCollator, similar_pairs, split_heldout
+from nlpx.embeddings.seq2seq_data import (Seq2SeqCollator, causal_targets, masked_targets, similar_pairs,
+                                          split_heldout)
 from nlpx.errors import UserError
 from nlpx.objectives.contrastive import SentenceEncoder
-from nlpx.objectives.seq2seq import (SimBERT, UniLM, additive_mask, causal_targets, contrastive_loss, lm_loss,
-                                     masked_targets, seq2seq_allowed)
+from nlpx.objectives.seq2seq import SimBERT, UniLM, additive_mask, contrastive_loss, lm_loss, seq2seq_allowed
 
 # [CLS] a1 [SEP] b1 b2 [SEP] [PAD]
 TYPES = torch.tensor([[0, 0, 0, 1, 1, 1, 0]])
