@@ -31,15 +31,33 @@ def similar_pairs(data: EmbeddingData, min_score) -> list[tuple[str, str]]:
         if set(thresholds) != set(sets):
             raise UserError(f"objective.min_score: give a threshold for each set of pairs read ({', '.join(sets)}), "
                             f"or one number for all (got {', '.join(map(str, thresholds)) or 'none'})")
-    pairs, start = [], 0
+    pairs, start, empty = [], 0, []
     for name, count in sets.items():
-        pairs += [(p.sentence1, p.sentence2) for p in data.rows[start:start + count]
-                  if p.score >= float(thresholds[name])]
+        kept = [(p.sentence1, p.sentence2) for p in data.rows[start:start + count] if p.score >= float(thresholds[name])]
+        if not kept:
+            empty.append(name)
+        pairs += kept
         start += count
     if not pairs:
         raise UserError(f"objective.min_score={_show(min_score)}: none of the {len(data.rows)} pairs of {data.source} "
                         "scores that high")
+    if empty:  # a file read for nothing: most likely a set on another scale (MRPC's 0/1 labels)
+        raise UserError(f"objective.min_score={_show(min_score)}: no pair of {', '.join(empty)} scores that high; give "
+                        f"a threshold per set, e.g. objective.min_score={{{', '.join(f'{n}:{thresholds[n]:g}' for n in sets)}}}")
     return pairs
+
+
+def distinct_pairs(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+    """(the pairs without repeats, how many were dropped): a pair is the same whatever its order,
+    case or spacing (STS-B's MSRpar pairs also occur in MRPC); a repeat could land on both sides of
+    the held-out split, or twice in a batch as a false negative."""
+    seen, out = set(), []
+    for a, b in pairs:
+        key = tuple(sorted(" ".join(t.lower().split()) for t in (a, b)))
+        if key not in seen:
+            seen.add(key)
+            out.append((a, b))
+    return out, len(pairs) - len(out)
 
 
 def _show(value) -> str:

@@ -18,11 +18,14 @@ step re-encodes the whole sequence with the seq2seq mask. Both give the same tok
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass
 
 import torch
 
 from nlpx.objectives.seq2seq import additive_mask, seq2seq_allowed
+
+log = logging.getLogger("nlpx")
 
 
 @dataclass
@@ -91,6 +94,11 @@ def sample(lm, tokenizer, text: str, s: Sampling, generator: torch.Generator, ma
     source = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")["input_ids"].to(device)
     room = max(0, max_length - source.shape[1])
     steps = min(s.max_new_tokens, room)
+    if steps < s.max_new_tokens:
+        log.warning("generate: %r takes %d of generate.max_length=%d tokens; candidates get at most %d new tokens",
+                    text[:60], source.shape[1], max_length, steps)
+    # the special tokens other than [SEP] (which ends a candidate) are never sampled
+    banned = [i for i in tokenizer.all_special_ids if i != tokenizer.sep_token_id]
     ids = source.repeat(s.candidates, 1)
     sep = tokenizer.sep_token_id
     done = torch.zeros(s.candidates, dtype=torch.bool, device=device)
@@ -102,6 +110,7 @@ def sample(lm, tokenizer, text: str, s: Sampling, generator: torch.Generator, ma
     try:
         for _ in range(steps):
             logits = decoder(ids).float()
+            logits[:, banned] = float("-inf")
             scores = warp(ids, logits)
             probs = torch.softmax(scores, dim=-1)
             nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
@@ -120,16 +129,31 @@ def sample(lm, tokenizer, text: str, s: Sampling, generator: torch.Generator, ma
     return texts
 
 
+def distinct(tokenizer, text: str, candidates: list[str]) -> list[str]:
+    """The non-empty candidates, each once, without the input: compared as token ids (a decoded
+    candidate is spelled as the tokenizer writes it: lower case, spaces around punctuation)."""
+    def ids(t: str) -> tuple[int, ...]:
+        return tuple(tokenizer(t, add_special_tokens=False)["input_ids"])
+
+    seen, out = {ids(text)}, []
+    for c in candidates:
+        key = ids(c)
+        if c and key and key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
 def rank(encoder, text: str, candidates: list[str], *, pooling: str, max_length: int, keep: int) -> list[dict]:
-    """SimBERT's use: distinct non-empty candidates other than the input, by cosine to the input
-    (the model's own sentence vectors), the best `keep`."""
+    """SimBERT's use: the distinct candidates (see `distinct`) by cosine to the input (the model's
+    own sentence vectors), the best `keep`."""
     from nlpx.embeddings.encoder import encode
 
-    distinct = [c for c in dict.fromkeys(candidates) if c and c != text]
-    if not distinct:
+    distinct_ones = distinct(encoder.tokenizer, text, candidates)
+    if not distinct_ones:
         return []
-    vectors = encode(encoder, [text, *distinct], pooling=pooling, batch_size=64, max_length=max_length)
+    vectors = encode(encoder, [text, *distinct_ones], pooling=pooling, batch_size=64, max_length=max_length)
     z = torch.nn.functional.normalize(vectors, dim=-1)
     cos = (z[1:] @ z[0]).tolist()
-    ranked = sorted(zip(distinct, cos), key=lambda x: -x[1])[:keep]
+    ranked = sorted(zip(distinct_ones, cos), key=lambda x: -x[1])[:keep]
     return [{"text": t, "cosine": c} for t, c in ranked]

@@ -107,18 +107,20 @@ class UniLM(EmbeddingObjective):
             raise UserError(f"objective={self.cfg.name}: {config.model_type} checkpoints are not supported (valid: "
                             f"{', '.join(SEQ2SEQ_MODEL_TYPES)}, with two token types: the seq2seq mask is read "
                             "from the segments)")
+        # exported with hf/'s config.json: `nlpx generate similar` decodes next-token models only
+        config.nlpx_seq2seq_lm = str(self.cfg.lm)
 
     def training_rows(self, data, seed: int):
         from nlpx.embeddings.data import EmbeddingData
-        from nlpx.embeddings.seq2seq_data import similar_pairs, split_heldout
+        from nlpx.embeddings.seq2seq_data import distinct_pairs, similar_pairs, split_heldout
 
-        pairs = similar_pairs(data, self.cfg.min_score)
+        pairs, repeats = distinct_pairs(similar_pairs(data, self.cfg.min_score))
         train, self.heldout_pairs = split_heldout(pairs, float(self.cfg.heldout), seed)
         if len(train) < int(self.cfg.batch_size):
             raise UserError(f"objective.batch_size={self.cfg.batch_size}: {len(train)} similar pairs to train on "
                             f"({len(pairs)} of the pairs at objective.min_score, "
                             f"{len(self.heldout_pairs)} held out)")
-        meta = {**data.meta, "similar_pairs": len(pairs), "train_pairs": len(train),
+        meta = {**data.meta, "similar_pairs": len(pairs), "repeated_pairs_dropped": repeats, "train_pairs": len(train),
                 "heldout_pairs": len(self.heldout_pairs)}
         return EmbeddingData(data.kind, train, data.source, meta)
 
@@ -126,8 +128,10 @@ class UniLM(EmbeddingObjective):
         from nlpx.embeddings.seq2seq_data import Seq2SeqCollator
 
         masked = (float(self.cfg.mask_ratio), seed) if self.cfg.lm == "masked" else None
-        # held-out perplexity: always the causal generation (what `nlpx generate` samples from)
-        self.heldout_collate = Seq2SeqCollator(tokenizer, max_length, both_directions=self.both_directions)
+        # held-out: the loss the model trains on (lm=masked: the same masked positions at every validation)
+        self.heldout_collate = lambda rows: Seq2SeqCollator(
+            tokenizer, max_length, both_directions=self.both_directions,
+            masked=(float(self.cfg.mask_ratio), 0) if masked else None)(rows)
         return Seq2SeqCollator(tokenizer, max_length, both_directions=self.both_directions, masked=masked)
 
     @torch.no_grad()

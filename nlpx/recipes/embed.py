@@ -104,6 +104,9 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     if len(data.rows) < batch_size:
         raise UserError(f"objective.batch_size={batch_size}: the data has only {len(data.rows)} {kind}; "
                         "give a smaller batch or more data")
+    if objective_cls.model_head == "masked_lm" and pooling == "cls":
+        raise UserError(f"model.pooling=cls: objective={c.name} loads the checkpoint with its masked-LM head, whose "
+                        "class has no pooler; give model.pooling=cls_before_pooler (the [CLS] hidden state) or mean")
     validation = validation_pairs(cfg)
     path = resolve_pretrained(cfg.model.get("pretrained"))
     if path is None:

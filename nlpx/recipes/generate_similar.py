@@ -101,7 +101,7 @@ def generate_similar(overrides: list[str]) -> dict:
     from nlpx.config import compose
     from nlpx.embeddings.encoder import effective_pooling, load_encoder
     from nlpx.embeddings.pooling import check_pooling
-    from nlpx.generation.seq2seq import rank, sample
+    from nlpx.generation.seq2seq import distinct, rank, sample
     from nlpx.objectives.seq2seq import SEQ2SEQ_MODEL_TYPES
     from nlpx.pretrained import resolve_pretrained
     from nlpx.recipes.eval_sts import _device
@@ -125,6 +125,9 @@ def generate_similar(overrides: list[str]) -> dict:
     if encoder.lm.config.model_type not in SEQ2SEQ_MODEL_TYPES:
         raise UserError(f"model.pretrained={path}: a {encoder.lm.config.model_type} checkpoint; generation uses the "
                         f"seq2seq mask of {', '.join(SEQ2SEQ_MODEL_TYPES)} models trained with objective=unilm or simbert")
+    if getattr(encoder.lm.config, "nlpx_seq2seq_lm", "causal") != "causal":
+        raise UserError(f"model.pretrained={path}: trained with objective.lm={encoder.lm.config.nlpx_seq2seq_lm}, which "
+                        "predicts [MASK]ed tokens in place; generation samples the next token (train with lm=causal)")
     used = effective_pooling(encoder, pooling)
     generator = torch.Generator().manual_seed(int(cfg.seed))
 
@@ -135,7 +138,7 @@ def generate_similar(overrides: list[str]) -> dict:
                              use_cache=bool(g.kv_cache))
             ranked = rank(encoder, text, samples, pooling=used, max_length=max_length, keep=keep)
             records.append({"text": text, "generations": ranked, "samples": len(samples),
-                            "distinct": len({s for s in samples if s and s != text})})
+                            "distinct": len(distinct(encoder.tokenizer, text, samples))})
         atomic_write_text(run.run_dir / "generations.jsonl",
                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         report = {"run_dir": str(run.run_dir), "model": str(path), "inputs": source, "records": records,

@@ -31,6 +31,7 @@ def test_simbert_trains_validates_and_exports_its_head(pretrained_run, glue_dir,
     run_dir = Path(s["run_dir"])
     assert s["objective"] == "simbert" and s["steps"] == 3
     assert s["data"]["similar_pairs"] == 48 and s["data"]["heldout_pairs"] == 12 and s["data"]["train_pairs"] == 36
+    assert s["data"]["repeated_pairs_dropped"] == 0
     assert s["examples_seen"] == 3 * 4 * 2  # 4 pairs a batch, both directions
     assert s["seq2seq"]["both_directions"] and s["simbert"] == {"scale": 30.0, "contrastive_weight": 1.0}
     final = s["final"]
@@ -85,6 +86,12 @@ def test_unilm_masked_on_triples(pretrained_run, glue_dir, tmp_path):
                             "heldout": 0.25}
     assert s["data"]["heldout_pairs"] == 4 and s["examples_seen"] == 2 * 4
     assert "val/stsb-dev_spearman" not in s["final"] and s["final"]["val/seq2seq_ppl"] > 1
+    # a masked model predicts in place: generation (next token) refuses it
+    from nlpx.recipes.generate_similar import generate_similar
+
+    with pytest.raises(UserError, match="trained with objective.lm=masked"):
+        generate_similar([f"model.pretrained={s['run_dir']}", f"runs_dir={tmp_path / 'gen'}", "text=a b"])
+    assert not (tmp_path / "gen").exists()
 
 
 def tiny_checkpoint(family: str, tokenizer_from: Path, target: Path) -> Path:
@@ -116,6 +123,7 @@ def test_simbert_on_roformer_and_electra(family, pretrained_run, glue_dir, tmp_p
     (["objective=unilm", "objective.min_score=6"], "objective.min_score=6.0: none of the 48 pairs"),
     (["objective=simbert", "objective.lm=masked"], "SimBERT generates with the causal seq2seq loss"),
     (["objective=unilm", "objective.heldout=0.9"], r"objective.heldout=0.9: give a fraction of the pairs in \[0, 0.5\)"),
+    (["objective=simbert", "model.pooling=cls"], "masked-LM head, whose class has no pooler"),
 ])
 def test_bad_seq2seq_runs_exit_2_before_any_output(pretrained_run, glue_dir, tmp_path, extra, message):
     runs = tmp_path / "runs"

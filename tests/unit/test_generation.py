@@ -34,7 +34,8 @@ def tiny_lm(family: str, vocab: int):
 
 
 def greedy_by_hand(lm, tokenizer, text: str, steps: int) -> list[int]:
-    """Argmax decoding that re-encodes `[CLS] A [SEP] B` under the full seq2seq mask each step."""
+    """Argmax decoding that re-encodes `[CLS] A [SEP] B` under the full seq2seq mask each step; no
+    special token but [SEP] is ever chosen."""
     ids = tokenizer(text, return_tensors="pt")["input_ids"]
     a = ids.shape[1]
     out = []
@@ -42,7 +43,9 @@ def greedy_by_hand(lm, tokenizer, text: str, steps: int) -> list[int]:
         for _ in range(steps):
             types = torch.tensor([[0] * a + [1] * (ids.shape[1] - a)])
             mask = additive_mask(seq2seq_allowed(types, torch.ones_like(ids)), torch.float32)
-            nxt = int(lm(input_ids=ids, token_type_ids=types, attention_mask=mask).logits[0, -1].argmax())
+            logits = lm(input_ids=ids, token_type_ids=types, attention_mask=mask).logits[0, -1]
+            logits[[i for i in tokenizer.all_special_ids if i != tokenizer.sep_token_id]] = float("-inf")
+            nxt = int(logits.argmax())
             out.append(nxt)
             if nxt == tokenizer.sep_token_id:
                 break
@@ -81,7 +84,8 @@ def test_rank_orders_distinct_candidates_by_cosine_and_drops_the_input(tokenizer
     lm = tiny_lm("bert", len(tokenizer))
     encoder = Encoder(lm.base_model, tokenizer, None, "cpu", pooler_trained=False)
     text = "the cat sat on the mat"
-    candidates = ["a dog ran", text, "the cat sat", "", "a dog ran", "green hills"]
+    # the input comes back as the tokenizer spells it (lower case here): still the input
+    candidates = ["a dog ran", text, "THE CAT SAT ON THE MAT", "the cat sat", "", "a dog ran", "green hills"]
     ranked = rank(encoder, text, candidates, pooling="mean", max_length=32, keep=2)
     vectors = torch.nn.functional.normalize(
         encode(encoder, [text, "a dog ran", "the cat sat", "green hills"], pooling="mean", batch_size=8,

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from nlpx.embeddings.data import EmbeddingData
 from nlpx.embeddings.pairs import Pair
-from nlpx.embeddings.seq2seq_data import (Seq2SeqCollator, causal_targets, masked_targets, similar_pairs,
-                                          split_heldout)
+from nlpx.embeddings.seq2seq_data import (Seq2SeqCollator, causal_targets, distinct_pairs, masked_targets,
+                                          similar_pairs, split_heldout)
 from nlpx.errors import UserError
 from nlpx.objectives.contrastive import SentenceEncoder
 from nlpx.objectives.seq2seq import SimBERT, UniLM, additive_mask, contrastive_loss, lm_loss, seq2seq_allowed
@@ -192,6 +192,11 @@ def test_similar_pairs_threshold_triples_and_heldout_split():
     assert similar_pairs(two, 1.0) == [("a", "b"), ("c", "d"), ("m", "n")]
     with pytest.raises(UserError, match=r"a threshold for each set of pairs read \(stsb-train, mrpc\)"):
         similar_pairs(two, {"stsb-train": 4.0})
+    # one number over sets on different scales leaves MRPC out: an error naming the set, not silence
+    with pytest.raises(UserError, match=r"no pair of mrpc scores that high; .*min_score=\{stsb-train:4, mrpc:4\}"):
+        similar_pairs(two, 4.0)
+    kept, dropped = distinct_pairs([("A b", "c"), ("c", "a  B"), ("x", "y"), ("a b", "c")])
+    assert kept == [("A b", "c"), ("x", "y")] and dropped == 2
     pairs = [(str(i), str(i)) for i in range(20)]
     train, held = split_heldout(pairs, 0.25, seed=1)
     assert len(held) == 5 and sorted(train + held) == sorted(pairs) and not set(train) & set(held)
