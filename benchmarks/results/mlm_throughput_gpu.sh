@@ -1,3 +1,7 @@
+# The GPU rows of docs/benchmarks.md as run on a lent H200 (2026-11-30), from the repo root there.
+# .whl held the pure-Python wheels the device image lacks (hydra-core, omegaconf, antlr4-python3-runtime,
+# hydra-joblib-launcher); .devdata a copy of ../shared/data's corpus/ and glue/ folders (the device sees
+# only the repository); $OUT the folder whose files came back.
 set -x
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
