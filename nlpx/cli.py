@@ -94,7 +94,7 @@ app.add_typer(eval_app, name="eval")
         "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH optim.lr=3e-5\n\n"
         "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>"))
 def eval_glue(overrides: Optional[List[str]] = Overrides):
-    _run_eval("nlpx.recipes.eval_glue.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
+    _run_command("nlpx.recipes.eval_glue.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
 
 
 @eval_app.command("sts", context_settings=_EXTRA, help=(
@@ -107,7 +107,7 @@ def eval_glue(overrides: Optional[List[str]] = Overrides):
         "data.glue_dir=PATH\n\nmodel.pooling: cls | cls_before_pooler | mean | max; eval.batch_size, "
         "eval.max_length (null: the checkpoint's own), eval.device"))
 def eval_sts(overrides: Optional[List[str]] = Overrides):
-    _run_eval("nlpx.recipes.eval_sts.eval_sts", "nlpx.eval.sts.print_table", overrides)
+    _run_command("nlpx.recipes.eval_sts.eval_sts", "nlpx.eval.sts.print_table", overrides)
 
 
 @eval_app.command("mlm", context_settings=_EXTRA, help=(
@@ -117,11 +117,11 @@ def eval_sts(overrides: Optional[List[str]] = Overrides):
         "Example: nlpx eval mlm model.pretrained=runs/default/<run> eval.lengths=[128,256,512]\n\n"
         "eval.tokens (held-out tokens per length), eval.batch_size, eval.entropy, eval.device"))
 def eval_mlm(overrides: Optional[List[str]] = Overrides):
-    _run_eval("nlpx.recipes.eval_mlm.eval_mlm", "nlpx.eval.mlm_lengths.print_table", overrides)
+    _run_command("nlpx.recipes.eval_mlm.eval_mlm", "nlpx.eval.mlm_lengths.print_table", overrides)
 
 
-def _run_eval(run: str, table: str, overrides) -> None:
-    """An `nlpx eval` command: run it (imported late: the CLI starts fast), one line and exit 2
+def _run_command(run: str, table: str, overrides) -> None:
+    """An `nlpx eval` / `nlpx generate` command: run it (imported late: the CLI starts fast), one line and exit 2
     for a user error, then its table."""
     from hydra.utils import get_method
 
@@ -147,7 +147,7 @@ def generate_similar(overrides: Optional[List[str]] = Overrides,
                      file: Optional[str] = typer.Option(None, "--file", help="many inputs: .txt (one a line) or "
                                                                              ".jsonl (generate.text_field)")):
     extra = [f"generate.file={file}"] if file is not None else []
-    _run_eval("nlpx.recipes.generate_similar.generate_similar", "nlpx.recipes.generate_similar.print_table",
+    _run_command("nlpx.recipes.generate_similar.generate_similar", "nlpx.recipes.generate_similar.print_table",
               list(overrides or []) + extra)
 
 

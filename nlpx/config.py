@@ -182,12 +182,12 @@ def refuse_unread(overrides: list[str], unread: dict[str, str], command: str, do
                 raise UserError(f"{o}: not read by {command}: " + why.format(command=command, does=does))
 
 
-def command_overrides(overrides: list[str], *, group: str, option: str, refused: tuple[str, ...],
+def command_overrides(overrides: list[str], *, group: str, option: str, experiment: str, refused: tuple[str, ...],
                       refusal: str, own: str, aliases: tuple[str, ...] = ()) -> list[str]:
     """The overrides of a command that sets `group=option` itself and trains nothing (`nlpx eval mlm`,
     `nlpx generate similar`): a key of a `refused` group (or resume) is `refusal` (formatted with
     the override `o` and its `group`), `group` itself is `own`, a bare alias `k=v` is short for
-    `group.k=v`; experiment defaults to the option's group name for `eval`, else to `group`."""
+    `group.k=v`; `experiment` is the default of the experiment key."""
     out = []
     for o in overrides:
         key = o.partition("=")[0].lstrip("+~")
@@ -200,7 +200,7 @@ def command_overrides(overrides: list[str], *, group: str, option: str, refused:
             raise UserError(own.format(o=o))
         out.append(o)
     if not any(o.startswith("experiment=") for o in out):
-        out.append(f"experiment={option if group == 'eval' else group}")
+        out.append(f"experiment={experiment}")
     return out + [f"{group}={option}"]
 
 

@@ -58,10 +58,8 @@ def load_encoder(path: str | Path, device: str = "cpu", head: str | None = None)
         log.warning("model.pretrained=%s: %d weights are not in the checkpoint and were initialised at random "
                     "(%s, ...)", path, len(others), others[0])
     has_pooler = getattr(model, "pooler", None) is not None
-    if lm is not None:
-        lm.eval().to(device)
-    return Encoder(model.eval().to(device), tokenizer, path, device, pooler_trained=has_pooler and not pooler_missing,
-                   lm=lm)
+    (lm or model).eval().to(device)  # `model` is inside `lm` when there is one
+    return Encoder(model, tokenizer, path, device, pooler_trained=has_pooler and not pooler_missing, lm=lm)
 
 
 def effective_pooling(encoder: Encoder, pooling: str) -> str:

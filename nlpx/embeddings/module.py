@@ -33,12 +33,12 @@ class EmbeddingModule(RunModule):
     def on_train_start(self):
         # the starting point, on the training device (before fit the module is still on the CPU)
         if self.validating:
-            self.validate_sts(self.trainer.global_step)
+            self.validate_now(self.trainer.global_step)
 
     def on_train_end(self):
         step = self.trainer.global_step
         if self.validating and (not self.evaluations or self.evaluations[-1]["step"] != step):
-            self.validate_sts(step)
+            self.validate_now(step)
 
     def training_step(self, batch, batch_idx):
         out = self.objective(self.encoder, batch)
@@ -61,10 +61,10 @@ class EmbeddingModule(RunModule):
         self.objective.after_optimizer_step(self.encoder)
         every = int(self.cfg.trainer.val_check_interval)
         if self.validating and step % every == 0 and step < self.total_steps:
-            self.validate_sts(step)
+            self.validate_now(step)
             self.pause_clock()
 
-    def validate_sts(self, step: int) -> dict:
+    def validate_now(self, step: int) -> dict:
         """STS Spearman/Pearson of the validation pairs (if any) and the objective's own held-out metrics."""
         from nlpx.embeddings.encoder import Encoder, evaluate_pairs
 

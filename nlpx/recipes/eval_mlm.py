@@ -32,7 +32,7 @@ def mlm_overrides(overrides: list[str]) -> list[str]:
     from nlpx.config import command_overrides
 
     return command_overrides(
-        overrides, group="eval", option="mlm", refused=("optim", "budget", "trainer", "objective", "task", "trick"),
+        overrides, group="eval", option="mlm", experiment="mlm", refused=("optim", "budget", "trainer", "objective", "task", "trick"),
         refusal="{o}: `nlpx eval mlm` trains nothing; it reads no {group} settings",
         own="{o}: `nlpx eval mlm` sets eval itself; change eval.* keys (eval.lengths=[...])")
 

@@ -32,7 +32,7 @@ def generate_overrides(overrides: list[str]) -> list[str]:
     from nlpx.config import command_overrides
 
     return command_overrides(
-        overrides, group="generate", option="similar", aliases=SHORT,
+        overrides, group="generate", option="similar", experiment="generate", aliases=SHORT,
         refused=("optim", "budget", "trainer", "objective", "task", "trick", "data", "eval"),
         refusal="{o}: `nlpx generate similar` trains nothing and reads no data; it reads model.pretrained, "
                 "model.pooling, seed and generate.* (text=, num=, --file)",
