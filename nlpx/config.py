@@ -167,8 +167,8 @@ EMBEDDING_UNREAD = {
     "data.seq_len": "{command} cuts sentences at objective.max_length tokens",
     "data.common_eval": "the common masked-LM evaluation set is pretraining's; {command} scores STS pairs",
 }
-# pretraining objectives without a masked-LM head (objective=clm) have no common evaluation
-NO_COMMON_EVAL = {"data.common_eval": "objective={objective} predicts the next token; the common evaluation set "
+# pretraining objectives that are not masked LMs (clm, plm) have no common evaluation
+NO_COMMON_EVAL = {"data.common_eval": "objective={objective} is not a masked LM; the common evaluation set "
                                       "scores masked-LM objectives (mlm, mlm_nsp, sop, span, rtd)"}
 
 

@@ -15,12 +15,13 @@ from numbers import Integral, Real
 from nlpx.errors import UserError
 
 WANDB_MODES = ("offline", "online", "disabled")
+PLM_FORMATS = ("full_sentences", "doc_sentences")
 
 
 def validate(cfg, *, runnable: bool = True) -> None:
     """runnable: also what this machine must have (a GPU for trainer.accelerator=gpu)."""
     for check in (_names, _seed, _optim, _budget, _batches, _trainer, _logger, _model, _positions,
-                  _masking, _embedding, _eval):
+                  _masking, _permutation, _embedding, _eval):
         check(cfg)
     if runnable:
         check_hardware(cfg)
@@ -218,6 +219,25 @@ def _masking(cfg) -> None:
     fields = OmegaConf.to_container(masking, resolve=True)
     known = set(MaskingConfig.__dataclass_fields__)
     MaskingConfig(**{k: v for k, v in fields.items() if k in known})
+
+
+def _permutation(cfg) -> None:
+    """objective=plm's own settings (XLNet's permutation LM): the objectives that have them."""
+    objective = _get(cfg, "objective")
+    if objective is None or "plm_k" not in objective:
+        return
+    for key, minimum, why in (
+            ("plm_k", 2, " (the targets are the last 1/K of each order; K=1 would predict every token with no context)"),
+            ("max_span_length", 1, " (words in the longest target n-gram)")):
+        value = _get(cfg, f"objective.{key}")
+        _number(f"objective.{key}", "null" if value is None else value, integer=True, minimum=minimum, why=why)
+    mode = _get(cfg, "objective.mode")
+    if mode not in ("dynamic", "static"):
+        raise UserError(f"objective.mode={mode}: unknown (valid: dynamic, static)")
+    fmt = _get(cfg, "objective.format")
+    if fmt not in PLM_FORMATS:
+        raise UserError(f"objective.format={fmt}: objective=plm reads {' or '.join(PLM_FORMATS)} "
+                        "(it has no sentence-pair head to train on pairs)")
 
 
 def _embedding(cfg) -> None:

@@ -110,3 +110,33 @@ def embedding_overrides(pretrained: Path, glue: Path, runs: Path, *extra: str, s
     return [f"model.pretrained={pretrained}", f"runs_dir={runs}", "logger=none", f"budget.max_steps={steps}",
             f"trainer.val_check_interval={steps}", "trainer.log_every_n_steps=1", "objective.batch_size=4",
             f"objective.validation.glue_dir={glue}", "objective.validation.split=dev", *extra]
+
+
+def killed_and_resumed(overrides: list[str], runs: Path, monkeypatch, *, dies_at: int = 4) -> tuple[Path, dict, int]:
+    """Run `overrides` (a pretraining run writing under `runs`) until the update of step `dies_at`
+    (after an earlier checkpoint), then `nlpx train resume=` it: (its run directory, the resumed
+    run's summary, the step of the checkpoint it resumed from)."""
+    import torch
+
+    from nlpx.config import compose
+    from nlpx.recipes.train import train
+    from nlpx.train.module import PretrainModule
+
+    class Killed(RuntimeError):
+        pass
+
+    start = PretrainModule.on_train_batch_start
+
+    def dies(self, batch, batch_idx):
+        if self.batches_seen == dies_at:
+            raise Killed
+        return start(self, batch, batch_idx)
+
+    monkeypatch.setattr(PretrainModule, "on_train_batch_start", dies)
+    with pytest.raises(Killed):
+        train(compose(overrides), overrides)
+    monkeypatch.setattr(PretrainModule, "on_train_batch_start", start)
+    (run_dir,) = (runs / "default").iterdir()
+    step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    resumed = [f"resume={run_dir}"]
+    return run_dir, train(compose(resumed), resumed), step

@@ -65,6 +65,9 @@ def load_encoder(path: str | Path, device: str = "cpu", head: str | None = None)
 def effective_pooling(encoder: Encoder, pooling: str) -> str:
     """`cls` on a checkpoint without trained pooler weights would read a random layer: its first
     token's hidden state is used instead (what `cls` means for a model with no pooler at all)."""
+    if encoder.model.config.model_type == "xlnet" and pooling in ("cls", "cls_before_pooler"):
+        raise UserError(f"model.pooling={pooling}: XLNet's summary token [CLS] is its last, not its first "
+                        "(use model.pooling=mean or max)")
     return "cls_before_pooler" if pooling == "cls" and not encoder.pooler_trained else pooling
 
 
@@ -139,8 +142,13 @@ def encode(encoder: Encoder, sentences: list[str], *, pooling: str, batch_size: 
     from nlpx.embeddings.pooling import pool
 
     tok = encoder.tokenizer
-    ids = tok(list(sentences), truncation=True, max_length=max_length, return_attention_mask=False,
-              return_token_type_ids=False)["input_ids"]
+    encoded = tok(list(sentences), truncation=True, max_length=max_length, return_attention_mask=False)
+    ids = encoded["input_ids"]
+    # single sentences are one segment (all zeros, every family's default), except in XLNet's
+    # layout, where [CLS] is a segment of its own: then the tokenizer's segment ids are passed
+    types = encoded.get("token_type_ids")
+    if types is not None and not any(any(t) for t in types):
+        types = None
     lengths = np.array([len(x) for x in ids])
     pad = tok.pad_token_id
     out = None
@@ -149,11 +157,15 @@ def encode(encoder: Encoder, sentences: list[str], *, pooling: str, batch_size: 
             width = int(lengths[batch].max())
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
+            segments = None if types is None else torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
                 input_ids[row, :lengths[i]] = torch.tensor(ids[i])
                 mask[row, :lengths[i]] = 1
-            # single sentences: token_type_ids would be all zeros, every family's default
-            outputs = encoder.model(input_ids=input_ids.to(encoder.device), attention_mask=mask.to(encoder.device))
+                if segments is not None:
+                    segments[row, :lengths[i]] = torch.tensor(types[i])
+            extra = {} if segments is None else {"token_type_ids": segments.to(encoder.device)}
+            outputs = encoder.model(input_ids=input_ids.to(encoder.device), attention_mask=mask.to(encoder.device),
+                                    **extra)
             vectors = pool(outputs, mask, pooling).float().cpu()
             if out is None:
                 out = torch.empty((len(sentences), vectors.shape[-1]), dtype=torch.float32)

@@ -119,10 +119,11 @@ def load_glue_task(t, tokenizer, *, data, with_test: bool = True) -> TaskData:
 
 
 class Batches:
-    """collate_fn over an Encoded split: index lists -> padded tensors (+ labels, rows)."""
+    """collate_fn over an Encoded split: index lists -> padded tensors (+ labels, rows). Padded on
+    the tokenizer's side: the left for XLNet, whose classifier reads the last position."""
 
-    def __init__(self, encoded: Encoded, pad_id: int):
-        self.encoded, self.pad_id = encoded, pad_id
+    def __init__(self, encoded: Encoded, pad_id: int, *, left: bool = False):
+        self.encoded, self.pad_id, self.left = encoded, pad_id, left
 
     def __call__(self, rows: list[int]) -> dict:
         enc = self.encoded
@@ -132,10 +133,11 @@ class Batches:
         mask = np.zeros((len(rows), width), dtype=np.int64)
         types = np.zeros((len(rows), width), dtype=np.int64) if enc.token_type_ids is not None else None
         for i, (r, s) in enumerate(zip(rows, seqs)):
-            ids[i, :len(s)] = s
-            mask[i, :len(s)] = 1
+            at = slice(width - len(s), width) if self.left else slice(0, len(s))
+            ids[i, at] = s
+            mask[i, at] = 1
             if types is not None:
-                types[i, :len(s)] = enc.token_type_ids[r]
+                types[i, at] = enc.token_type_ids[r]
         batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
                  "rows": torch.tensor(rows, dtype=torch.long)}
         if types is not None:
@@ -162,7 +164,7 @@ class FinetuneDataModule(L.LightningDataModule):
     def __init__(self, data: TaskData, tokenizer, *, batch_size: int, eval_batch_size: int, seed: int,
                  num_workers: int = 0):
         super().__init__()
-        self.data, self.pad_id = data, tokenizer.pad_token_id
+        self.data, self.pad_id, self.left = data, tokenizer.pad_token_id, tokenizer.padding_side == "left"
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.num_workers = seed, num_workers
 
@@ -170,7 +172,7 @@ class FinetuneDataModule(L.LightningDataModule):
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle)
         return DataLoader(_Rows(len(split.encoded)), batch_sampler=sampler,
-                          collate_fn=Batches(split.encoded, self.pad_id), **worker_kwargs(self.num_workers))
+                          collate_fn=Batches(split.encoded, self.pad_id, left=self.left), **worker_kwargs(self.num_workers))
 
     def train_batches_per_epoch(self) -> int:
         return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed))

@@ -12,7 +12,8 @@ from nlpx.pretrained import resolve_pretrained
 FAMILIES = {"bert": "BERT", "roberta": "RoBERTa", "deberta-v2": "DeBERTa-v2/v3", "deberta": "DeBERTa",
             "electra": "ELECTRA", "albert": "ALBERT", "roformer": "RoFormer", "nlpx_gau": "GAU-α",
             "longformer": "Longformer", "big_bird": "BigBird",
-            "gpt2": "GPT-2 (classifies from the last non-padding token)"}
+            "gpt2": "GPT-2 (classifies from the last non-padding token)",
+            "xlnet": "XLNet (classifies from the last token, [CLS]; padded on the left)"}
 
 
 def checkpoint_path(cfg) -> Path:

@@ -67,7 +67,7 @@ NO_TYPES_KEYS = tuple(k for k in BERT_KEYS if k != "type_vocab_size")  # familie
 # transformers' model_type -> nlpx family, to name the right model= for a checkpoint
 FAMILY_OF_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "albert": "albert", "deberta-v2": "deberta",
                         "electra": "electra", "gpt2": "gpt2", "roformer": "roformer", "nlpx_gau": "gau",
-                        "longformer": "longformer", "big_bird": "bigbird"}
+                        "longformer": "longformer", "big_bird": "bigbird", "xlnet": "xlnet"}
 
 
 def transformers_class(name: str):
@@ -131,6 +131,7 @@ class Family:
     embedding_width_key: str | None = "embedding_size"
     config_keys = BERT_KEYS    # the cfg.model keys passed to the config under their own names
     scales_attention_itself = False  # True where the model class computes log_n (GAU), not nlpx's hooks
+    permutation_only = False   # True: pretrained by the permutation LM alone (XLNet's two-stream attention)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -237,6 +238,10 @@ class Family:
     def position_offset(config) -> int:
         """Table row of position 0 (RoBERTa counts positions from pad_id + 1)."""
         return 0
+
+    def export_tokenizer(self, tokenizer):
+        """The tokenizer written next to the model in hf/: the one it trained with."""
+        return tokenizer
 
     # -- the parts objectives use ---------------------------------------------------------------
     def base(self, model):

@@ -22,6 +22,7 @@ class PretrainObjective(nn.Module):
     name = "?"
     decoder = False  # True: needs a decoder-only family (clm); False: an encoder family
     needs_nsp = False  # a 2-way sentence-pair head on the pooled vector (NSP, SOP)
+    permutation = False  # True: XLNet's permutation LM (the one objective a permutation-only family takes)
     monitor = "mlm_loss"  # the validation metric (lower is better) that picks checkpoints/best.ckpt
     common_eval = False  # also scored on the common masked-LM evaluation set (nlpx.data.common_eval)
     # set by the training module before each step: True when this optimizer step's metrics are
@@ -42,11 +43,30 @@ class PretrainObjective(nn.Module):
         if family.decoder and not cls.decoder:
             raise UserError(f"objective={objective_name} needs a bidirectional encoder; model={family.name} "
                             "is decoder-only: use objective=clm")
+        if family.permutation_only and not cls.permutation:
+            raise UserError(f"objective={objective_name}: model={family.name} pretrains with its permutation LM "
+                            "(objective=plm)")
 
     @classmethod
     def model_class(cls, family):
         """The transformers class the run trains (and exports to hf/)."""
         return family.pretraining_class(cls.needs_nsp)
+
+    @classmethod
+    def examples(cls, instances, tokenizer, cfg, *, seed: int, stream: int, train: bool):
+        """The dataset a step reads: `instances` masked by the shared masking code, one generator per
+        example from (seed, epoch, index, stream); validation (train=False) keeps one fixed mask."""
+        from nlpx.data.dataset import MaskedExamples
+        from nlpx.data.formats import masking_config
+
+        return MaskedExamples(instances, tokenizer, masking_config(cfg), seed=seed, stream=stream,
+                              static=not train or cfg.masking.mode == "static")
+
+    @classmethod
+    def collator(cls, tokenizer):
+        from nlpx.data.dataset import Collator
+
+        return Collator(tokenizer.pad_token_id)
 
     def attach(self, model) -> None:
         """Create the heads this objective owns for `model` (after the model exists)."""

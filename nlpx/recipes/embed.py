@@ -86,7 +86,7 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     from nlpx.embeddings.encoder import effective_pooling, load_encoder, position_limit, resolve_max_length
     from nlpx.embeddings.module import EmbeddingModule
     from nlpx.embeddings.pooling import check_pooling
-    from nlpx.pretrained import resolve_pretrained
+    from nlpx.pretrained import checkpoint_config, resolve_pretrained
     from nlpx.objectives.contrastive import SentenceEncoder
     from nlpx.run.trainer import build_finetune_trainer
 
@@ -112,6 +112,10 @@ def embedding_run(cfg, overrides: list[str]) -> dict:
     if path is None:
         raise UserError(f"objective={c.name} trains a pretrained encoder: give model.pretrained=PATH (an nlpx "
                         "run directory, a local HF checkpoint folder, or package:NAME)")
+    if checkpoint_config(path).model_type == "xlnet":
+        raise UserError(f"model.pretrained={path}: an XLNet checkpoint; objective={c.name} does not train XLNet (its "
+                        "[CLS]-last segment layout is not carried through the sentence views: use nlpx eval sts to "
+                        "score it)")
     torch.manual_seed(int(cfg.seed))  # the MLP's (and any missing weight's) initialisation
     loaded = load_encoder(path, "cpu", head=objective_cls.model_head)
     used_pooling = effective_pooling(loaded, pooling)

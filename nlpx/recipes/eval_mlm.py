@@ -73,7 +73,7 @@ def eval_mlm(overrides: list[str]) -> dict:
     from nlpx.embeddings.encoder import position_limit
     from nlpx.eval.mlm_lengths import evaluate_length, examples_for, position_kind, to_markdown
     from nlpx.models.attention_scale import restore  # (importing nlpx.models registers GAU's classes)
-    from nlpx.pretrained import check_vocab, resolve_pretrained
+    from nlpx.pretrained import check_vocab, checkpoint_config, resolve_pretrained
     from nlpx.recipes.eval_sts import _device
 
     quiet_libraries()
@@ -96,6 +96,9 @@ def eval_mlm(overrides: list[str]) -> dict:
     device = _device(ev.device)
 
     corpus_cfg, training_length = corpus_config(cfg, overrides, model_path)
+    if checkpoint_config(model_path).model_type == "xlnet":
+        raise UserError(f"model.pretrained={model_path}: an XLNet checkpoint, trained by the permutation LM; a "
+                        "masked-LM evaluation is not defined for it (compare it downstream: nlpx eval glue)")
     torch.manual_seed(int(cfg.seed))
     try:
         model, loading = AutoModelForMaskedLM.from_pretrained(

@@ -134,7 +134,7 @@ def pretrain(cfg, overrides: list[str]) -> dict:
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # collective: every rank calls it
         if not trainer.is_global_zero:
             return {}
-        export_hf(model, prepared.tokenizer, run_dir / "hf", state_dict=objective.export_state(model),
+        export_hf(model, family.export_tokenizer(prepared.tokenizer), run_dir / "hf", state_dict=objective.export_state(model),
                   extra=lambda folder: objective.export_heads(folder, prepared.tokenizer))
         final = {k: float(v) for k, v in final.items()}
         summary = {

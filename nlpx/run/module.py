@@ -20,12 +20,17 @@ def mix_seed(*parts: int) -> int:
     return h >> 1
 
 
-def decay_groups(parameters, weight_decay: float) -> list[dict]:
-    """BERT's rule: no weight decay on biases and LayerNorm weights (the 1-D tensors)."""
+def decays(name: str, p) -> bool:
+    """BERT's rule: no weight decay on biases and LayerNorm weights (the 1-D tensors), nor on a
+    matrix named a bias (XLNet's r_w_bias, r_r_bias, r_s_bias: its reference excludes "bias" names)."""
+    return p.ndim >= 2 and not name.endswith("bias")
+
+
+def decay_groups(named_parameters, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
-    for p in parameters:
+    for n, p in named_parameters:
         if p.requires_grad:
-            (no_decay if p.ndim < 2 else decay).append(p)
+            (decay if decays(n, p) else no_decay).append(p)
     return [{"params": decay, "weight_decay": float(weight_decay)},
             {"params": no_decay, "weight_decay": 0.0}]
 
@@ -67,7 +72,7 @@ class RunModule(L.LightningModule):
         raise NotImplementedError
 
     def param_groups(self, settings: OptimizerSettings) -> list[dict]:
-        return decay_groups(self.parameters(), settings.weight_decay)
+        return decay_groups(self.named_parameters(), settings.weight_decay)
 
     # -- shared -------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -1,14 +1,15 @@
-"""The LightningDataModule for pretraining: corpus -> instances -> masked examples -> batches."""
+"""The LightningDataModule for pretraining: corpus -> instances -> the objective's examples -> batches."""
 
 from __future__ import annotations
 
 import logging
 
 import lightning as L
+from hydra.utils import get_class
 from torch.utils.data import DataLoader, Sampler
 
-from nlpx.data.dataset import TRAIN_STREAM, VAL_STREAM, Collator, MaskedExamples, StreamSampler
-from nlpx.data.formats import batch_size_for, build_instances, masking_config
+from nlpx.data.dataset import TRAIN_STREAM, VAL_STREAM, StreamSampler
+from nlpx.data.formats import batch_size_for, build_instances
 from nlpx.data.loader_workers import worker_kwargs
 
 log = logging.getLogger("nlpx.data")
@@ -22,14 +23,12 @@ class PretrainDataModule(L.LightningDataModule):
         self.total_batches, self.start_batch = total_batches, start_batch
         obj, seq_len = cfg.objective, int(cfg.data.seq_len)
         tok = prepared.tokenizer
-        masking = masking_config(obj)
-        static = obj.masking.mode == "static"
+        objective = get_class(obj._target_)
         train = build_instances(obj.format, prepared.train, tok, obj, seq_len)
-        self.train_set = MaskedExamples(train, tok, masking, seed=int(cfg.seed), stream=TRAIN_STREAM,
-                                        static=static)
-        self.val_set = MaskedExamples(build_instances(obj.format, prepared.val, tok, obj, seq_len),
-                                      tok, masking, seed=VAL_SEED, stream=VAL_STREAM, static=True)
-        self.collate = Collator(tok.pad_token_id)
+        self.train_set = objective.examples(train, tok, obj, seed=int(cfg.seed), stream=TRAIN_STREAM, train=True)
+        self.val_set = objective.examples(build_instances(obj.format, prepared.val, tok, obj, seq_len), tok, obj,
+                                          seed=VAL_SEED, stream=VAL_STREAM, train=False)
+        self.collate = objective.collator(tok)
         # one batch size for train and val, from the train split's mean example length
         self.batch_size = batch_size_for(train, int(cfg.data.batch_size), seq_len)
         if self.batch_size != int(cfg.data.batch_size):

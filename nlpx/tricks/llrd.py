@@ -46,10 +46,12 @@ class LLRD(Trick):
         return {n: lr if v < 0 else lr * decay ** (top - v if v > 0 else top) for n, v in layers.items()}
 
     def param_groups(self, model, lr, weight_decay):
+        from nlpx.run.module import decays
+
         rates = self.learning_rates(model, lr)
         groups: dict[tuple[float, bool], list] = {}
         for n, p in model.named_parameters():
             if n in rates:
-                groups.setdefault((rates[n], p.ndim >= 2), []).append(p)
+                groups.setdefault((rates[n], decays(n, p)), []).append(p)
         return [{"params": ps, "lr": rate, "weight_decay": float(weight_decay) if decays else 0.0}
                 for (rate, decays), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))]

@@ -30,9 +30,11 @@ TARGETS: dict[str, list[str]] = {
     "albert": ["query", "value"],
     "roformer": ["query", "value"],
     "gpt2": ["c_attn"],
-    "nlpx_gau": ["i_dense"],
+    "nlpx_gau": ["i_dense"],  # GAU: U, V and Z (so Q and K) come from one projection, as GPT-2's c_attn
     "longformer": ["query", "value"],  # the local projections; query_global / value_global stay frozen
-    "big_bird": ["query", "value"],  # GAU: U, V and Z (so Q and K) come from one projection, as GPT-2's c_attn
+    "big_bird": ["query", "value"],
+    # XLNet's q, k, v, o are bare parameters, not layers peft can wrap: its feed-forward layers instead
+    "xlnet": ["layer_1", "layer_2"],
 }
 
 # modules trained in full and saved with the adapter: everything from the encoder's output to the
@@ -48,6 +50,7 @@ HEADS: dict[str, list[str]] = {
     "nlpx_gau": ["classifier"],
     "longformer": ["classifier"],
     "big_bird": ["classifier"],
+    "xlnet": ["sequence_summary", "logits_proj"],
 }
 
 KEY = "trick.lora.target_modules"

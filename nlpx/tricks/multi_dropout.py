@@ -8,6 +8,7 @@ replaces its output, in training, by the mean of its outputs on K dropout views 
 (the K outputs are kept for the loss). The family's own last dropout is switched off (p = 0),
 else it would be applied twice:
   bert, albert, deberta(-v2), gau: the model's `dropout` before `classifier`
+  xlnet: `sequence_summary.last_dropout` before `logits_proj`
   roberta, electra, roformer, longformer, bigbird: `classifier.dropout` is used twice, before dense and before
       out_proj; a pre-hook on `dense` applies it there at its own rate, and out_proj gets the K samples
   gpt2: `score` has no dropout before it; the K samples are added. Its score runs on every
@@ -32,7 +33,8 @@ HEADS = {"bert": ("classifier", "dropout"), "albert": ("classifier", "dropout"),
          "roformer": ("classifier.out_proj", "classifier.dropout"),
          "gpt2": ("score", None), "nlpx_gau": ("classifier", "dropout"),
          "longformer": ("classifier.out_proj", "classifier.dropout"),
-         "big_bird": ("classifier.out_proj", "classifier.dropout")}
+         "big_bird": ("classifier.out_proj", "classifier.dropout"),
+         "xlnet": ("logits_proj", "sequence_summary.last_dropout")}
 SHARED_DROPOUT = {"roberta", "electra", "roformer", "longformer", "big_bird"}  # one dropout module used before dense and out_proj
 REDUCE = ("mean_loss", "mean_logits")
 

@@ -33,6 +33,9 @@ def embedding_norm(model):
     return getattr(embeddings, "LayerNorm", None) if embeddings is not None else None
 
 
+NO_EMBEDDING_NORM = {"gpt2": "GPT-2", "xlnet": "XLNet"}  # model_type -> name
+
+
 class SiFT(Trick):
     name = "sift"
     order = 60
@@ -45,8 +48,8 @@ class SiFT(Trick):
         self.model = None
 
     def problem(self):
-        if self.task.model_type == "gpt2":
-            return "GPT-2 has no layer-normalised word embeddings to perturb"
+        if self.task.model_type in NO_EMBEDDING_NORM:
+            return f"{NO_EMBEDDING_NORM[self.task.model_type]} has no layer-normalised word embeddings to perturb"
         return None
 
     def prepare_model(self, model):

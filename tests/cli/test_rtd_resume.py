@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nlpx.config import compose
-from nlpx.train.module import PretrainModule
+from tests.conftest import killed_and_resumed
 from nlpx.recipes.train import train
 
 STEPS = 6
@@ -29,26 +29,10 @@ def test_interrupted_and_resumed_rtd_equals_uninterrupted(mode, small, tmp_path,
     args = ["model=electra", "objective=rtd", f"objective.sharing={mode}", "trainer.checkpoint_every_n_steps=3"]
     reference = run(small(*args, steps=STEPS))
 
-    class Killed(RuntimeError):
-        pass
-
-    start = PretrainModule.on_train_batch_start
-
-    def dies_at_step_4(self, batch, batch_idx):
-        if self.batches_seen == 4:  # after the step-3 checkpoint, before the step-4 update
-            raise Killed
-        return start(self, batch, batch_idx)
-
-    monkeypatch.setattr(PretrainModule, "on_train_batch_start", dies_at_step_4)
     interrupted = small(*args, steps=STEPS)
     interrupted[interrupted.index(f"runs_dir={tmp_path / 'runs'}")] = f"runs_dir={tmp_path / 'b'}"
-    with pytest.raises(Killed):
-        run(interrupted)
-    monkeypatch.setattr(PretrainModule, "on_train_batch_start", start)
-    (run_dir,) = (tmp_path / "b" / "default").iterdir()
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
-    resumed = run([f"resume={run_dir}"])
-
+    run_dir, resumed, from_step = killed_and_resumed(interrupted, tmp_path / "b", monkeypatch)
+    assert from_step == 3
     assert resumed["steps"] == reference["steps"] == STEPS
     for key, value in reference["final"].items():
         assert resumed["final"][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key

@@ -45,6 +45,7 @@ def options_needing_hardware():
 
 # options whose runs another file trains with assertions of its own (kept out of this loop for time)
 TRAINED_ELSEWHERE = {("objective", "unilm"): "tests/cli/test_train_seq2seq.py",
+                     ("model", "xlnet"): "tests/cli/test_train_plm.py", ("objective", "plm"): "tests/cli/test_train_plm.py",
                      ("objective", "simbert"): "tests/cli/test_train_seq2seq.py"}
 
 

@@ -9,9 +9,9 @@ from nlpx.errors import UserError
 def test_groups_are_the_documented_ones():
     groups = group_options()
     assert groups["model"] == ["albert", "bert", "bigbird", "deberta", "electra", "gau", "gpt2", "longformer", "roberta",
-                               "roformer"]
-    assert groups["objective"] == ["angle", "angle_latest", "classify", "clm", "esimcse", "mlm", "mlm_nsp", "rtd",
-                                   "simbert", "simcse", "sop", "span", "unilm"]
+                               "roformer", "xlnet"]
+    assert groups["objective"] == ["angle", "angle_latest", "classify", "clm", "esimcse", "mlm", "mlm_nsp", "plm",
+                                   "rtd", "simbert", "simcse", "sop", "span", "unilm"]
     assert groups["data"] == ["glue", "pairs", "synthetic", "text", "triples"]
     assert groups["task"] == [f"glue/{t}" for t in sorted(
         ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
@@ -114,7 +114,7 @@ def test_unknown_option_names_the_valid_ones():
     with pytest.raises(UserError) as e:
         compose(["objective=mlmx"])
     assert str(e.value) == ("objective=mlmx: unknown option for group 'objective' (valid: angle, angle_latest, "
-                            "classify, clm, esimcse, mlm, mlm_nsp, rtd, simbert, simcse, sop, span, unilm)")
+                            "classify, clm, esimcse, mlm, mlm_nsp, plm, rtd, simbert, simcse, sop, span, unilm)")
 
 
 def test_unknown_key_names_the_valid_keys():

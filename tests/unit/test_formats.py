@@ -284,7 +284,7 @@ def prepared():
 def cfg_for(fmt: str, strategy: str):
     return OmegaConf.create({
         "seed": 0, "data": {"seq_len": 48, "batch_size": 8, "num_workers": 0},
-        "objective": {"format": fmt, "nsp_negative_prob": 0.5,
+        "objective": {"_target_": "nlpx.objectives.mlm.MaskedLM", "format": fmt, "nsp_negative_prob": 0.5,
                       "masking": {"ratio": 0.15, "mask": 0.8, "random": 0.1, "keep": 0.1,
                                   "mode": "dynamic", "strategy": strategy, "span_p": 0.2,
                                   "span_max": 10}}})
