@@ -60,7 +60,7 @@ def test_list_dry_run_and_smoke_end_to_end(tmp_path, cache_dir, glue_dir, caplog
     listed = cli("ablate", "--list", cache_dir=cache_dir)
     assert listed.returncode == 0
     assert [line for line in listed.stdout.splitlines() if not line.startswith(" ")] == \
-        ["attention", "embeddings", "es_nes_gdes", "mask_ratio", "mask_replace", "nsp_vs_nonsp", "tricks"]
+        ["attention", "embeddings", "es_nes_gdes", "mask_ratio", "mask_replace", "nsp_vs_nonsp", "plm_vs_mlm", "tricks"]
     # one GLUE task a cell (a later override wins over the spec's three): the stage is the same code
     args = ["ablate", "mask_ratio", "--size", "smoke", f"runs_dir={tmp_path}", f"glue:data.glue_dir={glue_dir}",
             "glue:eval.tasks=[mrpc]"]

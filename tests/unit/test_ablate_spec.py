@@ -86,7 +86,7 @@ def test_unknown_experiment_size_and_stage_prefix_are_user_errors(tmp_path):
 
 
 SHIPPED = {"nsp_vs_nonsp": 12, "es_nes_gdes": 9, "mask_ratio": 9, "mask_replace": 12, "tricks": 27, "embeddings": 15,
-           "attention": 18}
+           "attention": 18, "plm_vs_mlm": 6}
 
 
 def test_the_shipped_experiments_are_these():
