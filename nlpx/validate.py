@@ -21,7 +21,7 @@ PLM_FORMATS = ("full_sentences", "doc_sentences")
 def validate(cfg, *, runnable: bool = True) -> None:
     """runnable: also what this machine must have (a GPU for trainer.accelerator=gpu)."""
     for check in (_names, _seed, _optim, _budget, _batches, _trainer, _logger, _model, _positions,
-                  _masking, _permutation, _embedding, _eval):
+                  _masking, _word_segmenter, _permutation, _embedding, _eval):
         check(cfg)
     if runnable:
         check_hardware(cfg)
@@ -219,6 +219,21 @@ def _masking(cfg) -> None:
     fields = OmegaConf.to_container(masking, resolve=True)
     known = set(MaskingConfig.__dataclass_fields__)
     MaskingConfig(**{k: v for k, v in fields.items() if k in known})
+
+
+def _word_segmenter(cfg) -> None:
+    """data.word_segmenter only changes which tokens start a word: read by whole-word and span
+    masking and by XLNet's span targets, by nothing else."""
+    name = _get(cfg, "data.word_segmenter")
+    if name is None:
+        return
+    from nlpx.data.segmenters import segmenter
+
+    segmenter(name)
+    strategy = _get(cfg, "objective.masking.strategy")
+    if strategy in ("token", "none") or (strategy is None and _get(cfg, "objective.plm_k") is None):
+        raise UserError(f"data.word_segmenter={name}: not read with objective.masking.strategy={strategy} (word "
+                        "boundaries are read by strategy=whole_word or span, and by objective=plm)")
 
 
 def _permutation(cfg) -> None:

@@ -50,17 +50,22 @@ def file_digest(path: Path) -> str:
 
 
 def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spec: dict,
-            make_tokenizer, workers: int | None = None) -> PreparedCorpus:
+            make_tokenizer, workers: int | None = None, word_segmenter: str | None = None) -> PreparedCorpus:
     """Return the cached corpus for (corpus, tokenizer spec), building it on a miss.
 
     `make_tokenizer(sentences)` returns a fast tokenizer (trained or loaded); `sentences()` gives a
     fresh iterator over the corpus's sentences each time it is called. `workers`: processes that
-    encode (None: one per CPU this process may use; 1: this process only).
+    encode (None: one per CPU this process may use; 1: this process only). `word_segmenter`: the
+    words of whole-word masking come from it, not the tokenizer (nlpx/data/segmenters.py).
     """
+    from nlpx.data.segmenters import segmenter_spec
+
     workers = len(os.sched_getaffinity(0)) if workers is None else workers
     if not 0 < val_fraction < 1:
         raise UserError(f"data.val_fraction={val_fraction}: must be in (0, 1)")
     spec = {"corpus": corpus.fingerprint(), "tokenizer": tokenizer_spec, "val_fraction": val_fraction}
+    if word_segmenter is not None:  # (absent otherwise: the keys of existing entries stay as they were)
+        spec["word_segmenter"] = segmenter_spec(word_segmenter)
     root = Path(cache_dir).expanduser()
     entry = root / cache_key(spec)
     if not (entry / "meta.json").is_file():
@@ -68,7 +73,7 @@ def prepare(corpus, *, cache_dir: str | Path, val_fraction: float, tokenizer_spe
         _remove_dead_builds(root)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=root))
         try:
-            _build(tmp, corpus, spec, val_fraction, make_tokenizer, workers)
+            _build(tmp, corpus, spec, val_fraction, make_tokenizer, workers, word_segmenter)
             try:
                 os.replace(tmp, entry)
             except OSError:  # another process finished the same entry first: keep theirs
@@ -102,14 +107,20 @@ class _Encoder:
       tokens carry the space before a word, needs this). A document with the separator's text
       inside a sentence is encoded sentence by sentence.
 
-    Every other document, and every document of a tokenizer where neither is exact, is encoded
-    sentence by sentence.
+    Every other document, every document of a tokenizer where neither is exact, and every
+    document whose words come from a word segmenter (which reads each sentence's own text) is
+    encoded sentence by sentence.
     """
 
     def __init__(self, backend, from_offsets: bool, separator: str | None, join: bool | None = None,
-                 split=None, space: bool | None = None):
+                 split=None, space: bool | None = None, segmenter: str | None = None):
+        from nlpx.data.segmenters import segmenter as word_segmenter
+
         self.backend, self.from_offsets, self.separator, self.split = backend, from_offsets, separator, split
+        self.segmenter, self.word_begins = segmenter, word_segmenter(segmenter)
         self.sep_id = backend.token_to_id(separator) if separator is not None else None
+        if self.word_begins is not None:
+            space = join = False
         if space is None:
             space = not from_offsets and _joining_is_exact(self, self._spaced)
         if join is None:
@@ -139,7 +150,8 @@ class _Encoder:
         for doc in docs:
             es = [next(encoded) for _ in doc]
             out.append(_concatenated([(np.asarray(e.ids, dtype=np.int32),
-                                       word_start_flags(e, t, from_offsets=self.from_offsets),
+                                       word_start_flags(e, t, from_offsets=self.from_offsets,
+                                                        word_begins=self.word_begins),
                                        np.array([len(e)], dtype=np.int64)) for e, t in zip(es, doc)]))
         return out
 
@@ -206,14 +218,15 @@ def _joining_is_exact(encoder, way) -> bool:
         j is None or all(np.array_equal(a, b) for a, b in zip(a_, j)) for a_, j in zip(alone, joined))
 
 
-def _encode_all(batches, backend, from_offsets: bool, separator: str | None, workers: int, split=None):
+def _encode_all(batches, backend, from_offsets: bool, separator: str | None, workers: int, split=None,
+                segmenter: str | None = None):
     """(batch, its encoding) for every batch of documents, in order, with a bounded number in
     flight. The first batches are encoded here, on a thread (the tokenizers library encodes a
     batch on every core, without the GIL, while this thread reads on); a corpus with more than
     `_LOCAL_BATCHES` batches goes on in `workers` processes, each encoding on one core, because
     cutting documents into sentences and word starts is Python work that a thread cannot spread
     over the cores (a small corpus does not pay for starting them)."""
-    encoder = _Encoder(backend, from_offsets, separator, split=split)
+    encoder = _Encoder(backend, from_offsets, separator, split=split, segmenter=segmenter)
     queue: deque = deque()
     pool = None
 
@@ -235,7 +248,7 @@ def _encode_all(batches, backend, from_offsets: bool, separator: str | None, wor
                         yield from done(0)
                         pool = ProcessPoolExecutor(workers, initializer=_start_worker,
                                                    initargs=(backend.to_str(), from_offsets, separator, encoder.join,
-                                                             encoder.space, split))
+                                                             encoder.space, split, segmenter))
                     queue.append((pending, pool.submit(_encode_in_worker, docs)))
                 else:
                     queue.append((pending, local.submit(encoder.documents, docs)))
@@ -250,7 +263,7 @@ _worker_encoder = None
 
 
 def _start_worker(backend_json: str, from_offsets: bool, separator: str | None, join: bool, space: bool,
-                  split) -> None:
+                  split, segmenter: str | None) -> None:
     # Ctrl-C and SIGTERM reach the whole process group: the parent handles them (it stops, and
     # shuts the pool down once the running batches are done)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -260,7 +273,7 @@ def _start_worker(backend_json: str, from_offsets: bool, separator: str | None, 
 
     global _worker_encoder
     _worker_encoder = _Encoder(Tokenizer.from_str(backend_json), from_offsets, separator, join=join, split=split,
-                               space=space)
+                               space=space, segmenter=segmenter)
 
 
 def _encode_in_worker(docs):
@@ -315,7 +328,8 @@ def _load_split(folder: Path) -> TokenizedCorpus:
                            np.load(folder / "doc_sents.npy", mmap_mode="r"), word_starts)
 
 
-def word_start_flags(encoding, text: str | None = None, *, from_offsets: bool = False) -> np.ndarray:
+def word_start_flags(encoding, text: str | None = None, *, from_offsets: bool = False,
+                     word_begins=None) -> np.ndarray:
     """bool per token of one sentence's encoding (no special tokens): True where a word starts.
 
     Words are the tokenizer's own, read from ``encoding.word_ids`` (the pieces its pre-tokenizer
@@ -329,7 +343,18 @@ def word_start_flags(encoding, text: str | None = None, *, from_offsets: bool = 
     runs of ``text``, and a token belongs to the first word starting at or after its first
     character, read from ``encoding.offsets`` (so a whitespace-only or "▁"-prefixed token joins
     the word after it).
+
+    ``word_begins``: a word segmenter (text -> bool per character, True where a word begins): a
+    token starts a word when its first character does (a token inside a segmented word, or a
+    WordPiece continuation, continues it); the first token always starts one.
     """
+    if word_begins is not None:
+        begins = np.append(word_begins(text), True)
+        first = np.fromiter((s for s, _ in encoding.offsets), dtype=np.int64, count=len(encoding))
+        flags = begins[np.minimum(first, len(text))]
+        if flags.size:
+            flags[0] = True
+        return flags
     if from_offsets:
         n = len(text)
         nonspace = np.fromiter((not c.isspace() for c in text), dtype=bool, count=n)
@@ -359,7 +384,8 @@ def _doc_hash(n: int) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, workers: int) -> None:
+def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, workers: int,
+           word_segmenter: str | None = None) -> None:
     counter = {"docs": None}
 
     def sentences():
@@ -418,7 +444,8 @@ def _build(tmp: Path, corpus, spec: dict, val_fraction: float, make_tokenizer, w
                                                        lengths[s0:s1], sents[a:b])
 
     # pass 2: tokenize and write, in document order
-    for pending, encoded in _encode_all(batches(), backend, from_offsets, tokenizer.sep_token, workers, splitter):
+    for pending, encoded in _encode_all(batches(), backend, from_offsets, tokenizer.sep_token, workers, splitter,
+                                        word_segmenter):
         write(pending, encoded)
     counts = {s: w.close() for s, w in writers.items()}
     for s, (docs, _) in counts.items():

@@ -69,8 +69,11 @@ class TextCorpus:
         from nlpx.data.sources import fingerprint
 
         c = self.cfg
-        return {"files": fingerprint(self.files), "doc_split": c.doc_split,
-                "sentences": c.sentences, "text_field": c.text_field}
+        out = {"files": fingerprint(self.files), "doc_split": c.doc_split,
+               "sentences": c.sentences, "text_field": c.text_field}
+        if c.sentences == "punct":  # 2: Chinese sentence ends (an entry cut by the earlier rule is not reused)
+            out["sentence_ends"] = 2
+        return out
 
     def count_documents(self) -> int:
         from nlpx.data.sources import count_documents

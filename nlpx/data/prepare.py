@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.utils import get_class
 
 from nlpx.data.cache import PreparedCorpus, file_digest, prepare
-from nlpx.data.tokenizer import load_tokenizer, sample_sentences, train_tokenizer
+from nlpx.data.tokenizer import load_tokenizer, sample_sentences, train_tokenizer, vocab_file
 from nlpx.pretrained import resolve_pretrained
 
 
@@ -18,9 +18,14 @@ def tokenizer_source(cfg) -> tuple[dict, object]:
     if explicit or pretrained is not None:
         folder = explicit or pretrained
         key = "data.tokenizer" if explicit else "model.pretrained"
-        tok = load_tokenizer(folder, key=key)
-        tok_file = _tokenizer_file(folder)
-        spec = {"load": str(folder), "digest": file_digest(tok_file) if tok_file else None}
+        lowercase = bool(cfg.model.lowercase)
+        tok = load_tokenizer(folder, key=key, lowercase=lowercase)
+        vocab = vocab_file(folder)
+        if vocab is not None:  # BERT's tokenizer over a bare vocabulary: its casing is the run's
+            spec = {"load": str(folder), "digest": file_digest(vocab), "lowercase": lowercase}
+        else:
+            tok_file = _tokenizer_file(folder)
+            spec = {"load": str(folder), "digest": file_digest(tok_file) if tok_file else None}
         return spec, lambda sentences: tok
     kind, vocab, lower = cfg.model.tokenizer_kind, int(cfg.data.vocab_size), bool(cfg.model.lowercase)
     sample = cfg.data.get("tokenizer_sample_bytes")
@@ -46,4 +51,4 @@ def prepare_corpus(cfg) -> PreparedCorpus:
     spec, make_tokenizer = tokenizer_source(cfg)
     return prepare(corpus, cache_dir=cfg.data.cache_dir, val_fraction=float(cfg.data.val_fraction),
                    tokenizer_spec=spec, make_tokenizer=make_tokenizer,
-                   workers=cfg.data.get("tokenize_workers"))
+                   workers=cfg.data.get("tokenize_workers"), word_segmenter=cfg.data.get("word_segmenter"))

@@ -29,10 +29,13 @@ _RAW = "raw"  # read_documents' mode for a cache build: a document's lines, spli
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 # Sentence end: . ! ? (repeated, e.g. "?!" or "...") plus any closing quotes/brackets, then
-# whitespace. Deliberately simple; known limits: abbreviations ("Mr. Smith", "e.g. this") and
-# initials split too early; a sentence without final punctuation runs into the next one; a
-# lowercase continuation after "..." is split anyway. Good enough for pretraining text.
-_SENTENCE_END = re.compile(r"([.!?]+[\"'\u201d\u2019\u00bb)\]]*)\s+")
+# whitespace; or Chinese 。！？ (repeated) plus closing quotes/brackets, with or without whitespace
+# (Chinese text has none between sentences). Deliberately simple; known limits: abbreviations
+# ("Mr. Smith", "e.g. this") and initials split too early; a sentence without final punctuation
+# runs into the next one; a lowercase continuation after "..." is split anyway. Good enough for
+# pretraining text.
+_SENTENCE_END = re.compile(r"((?:[.!?]+[\"'\u201d\u2019\u00bb)\]]*(?=\s))|(?:[\u3002\uff01\uff1f]+"
+                           r"[\u201d\u2019\u300d\u300f\uff09)\]]*))\s*")
 
 
 FORMATS = ".txt, .jsonl, .json (each also .gz or .zst), .parquet or .arrow files, datasets save_to_disk folders"

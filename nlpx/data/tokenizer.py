@@ -23,8 +23,6 @@ def train_tokenizer(sentences, *, kind: str, vocab_size: int, lowercase: bool):
         sentences = lambda: iter(texts)  # noqa: E731
     passes = sentences
     if kind == "wordpiece":
-        from transformers import BertTokenizerFast
-
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
         # The tokenizers trainer gives the "##c" continuation tokens ids in hash-map order, and the
@@ -41,16 +39,7 @@ def train_tokenizer(sentences, *, kind: str, vocab_size: int, lowercase: bool):
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials + continuing,
                                             show_progress=False)
         trained.train_from_iterator(passes(), trainer=trainer)
-        tok = Tokenizer(models.WordPiece(vocab=trained.get_vocab(), unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.decoder = decoders.WordPiece()
-        tok.add_special_tokens(specials)
-        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-            special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-        return BertTokenizerFast(tokenizer_object=tok, do_lower_case=lowercase)
+        return wordpiece_tokenizer(trained.get_vocab(), lowercase=lowercase)
     if kind == "bpe":
         from transformers import RobertaTokenizerFast
 
@@ -66,6 +55,43 @@ def train_tokenizer(sentences, *, kind: str, vocab_size: int, lowercase: bool):
             ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
         return RobertaTokenizerFast(tokenizer_object=tok)
     raise UserError(f"model.tokenizer_kind={kind}: unknown tokenizer kind (valid: {', '.join(KINDS)})")
+
+
+def wordpiece_tokenizer(vocab: dict[str, int] | str, *, lowercase: bool):
+    """BERT's WordPiece tokenizer over `vocab` (a token -> id mapping, or a vocab.txt path): BERT's
+    normaliser, which also puts every CJK character in a word of its own (as BERT's basic tokenizer
+    does, so Chinese is one token per character), its pre-tokenizer, `[CLS] A [SEP] B [SEP]`."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertTokenizerFast
+
+    wordpiece = (models.WordPiece.from_file(vocab, unk_token="[UNK]") if isinstance(vocab, str)
+                 else models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok = Tokenizer(wordpiece)
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase,
+                                                handle_chinese_chars=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if tok.token_to_id(t) is None]
+    if missing:
+        raise UserError(f"data.tokenizer={vocab}: the vocabulary lacks {', '.join(missing)}")
+    tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return BertTokenizerFast(tokenizer_object=tok, do_lower_case=lowercase)
+
+
+def vocab_file(path: str | Path) -> Path | None:
+    """The WordPiece vocab.txt that `path` names (the file, or a folder holding it and no
+    tokenizer.json / tokenizer_config.json), or None."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".txt":
+        return path
+    if path.is_dir() and (path / "vocab.txt").is_file() and not (path / "tokenizer.json").is_file() \
+            and not (path / "tokenizer_config.json").is_file():
+        return path / "vocab.txt"
+    return None
 
 
 def sample_sentences(sentences, max_bytes: int, seed: int = 0):
@@ -99,12 +125,17 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def load_tokenizer(path: str | Path, *, key: str = "data.tokenizer"):
+def load_tokenizer(path: str | Path, *, key: str = "data.tokenizer", lowercase: bool = True):
+    """A local HF tokenizer folder, or a WordPiece vocabulary (vocab.txt, or a folder with only
+    it: Google's BERT vocabularies), which gets BERT's tokenizer (`lowercase`: model.lowercase)."""
     from transformers import AutoTokenizer
 
     path = Path(path)
+    vocab = vocab_file(path)
+    if vocab is not None:
+        return wordpiece_tokenizer(str(vocab), lowercase=lowercase)
     if not path.is_dir():
-        raise UserError(f"{key}={path}: not a folder (give a local HF tokenizer folder)")
+        raise UserError(f"{key}={path}: not a folder (give a local HF tokenizer folder, or a WordPiece vocab.txt)")
     try:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as e:
