@@ -55,7 +55,7 @@ class TextCorpus:
 
         c = self.cfg
         return read_documents(self.files, doc_split=c.doc_split, sentences=c.sentences,
-                              text_field=c.text_field, split=split)
+                              text_field=c.text_field, split=split, heading=c.get("heading"))
 
     def sentence_splitter(self):
         """A picklable function from a document's lines to its sentences (data.sentences)."""
@@ -73,12 +73,15 @@ class TextCorpus:
                "sentences": c.sentences, "text_field": c.text_field}
         if c.sentences == "punct":  # 2: Chinese sentence ends (an entry cut by the earlier rule is not reused)
             out["sentence_ends"] = 2
+        if c.doc_split == "heading":
+            out["heading"] = str(c.heading)
         return out
 
     def count_documents(self) -> int:
         from nlpx.data.sources import count_documents
 
-        return count_documents(self.files, doc_split=self.cfg.doc_split, text_field=self.cfg.text_field)
+        return count_documents(self.files, doc_split=self.cfg.doc_split, text_field=self.cfg.text_field,
+                               heading=self.cfg.get("heading"))
 
     def check_empty(self, n_docs: int) -> None:
         from nlpx.data.sources import require_nonempty

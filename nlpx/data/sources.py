@@ -18,7 +18,7 @@ from nlpx.errors import UserError
 
 log = logging.getLogger("nlpx.data")
 
-DOC_SPLITS = ("blank_line", "file")
+DOC_SPLITS = ("blank_line", "file", "heading")
 SENTENCE_MODES = ("punct", "lines")
 _COUNT = "count"  # count_documents' mode: one empty "sentence" a document
 _RAW = "raw"  # read_documents' mode for a cache build: a document's lines, split later (split_sentences)
@@ -91,29 +91,45 @@ def fingerprint(files: list[pathlib.Path]) -> list[tuple[str, int, int]]:
 
 
 def read_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", sentences: str = "punct",
-                   text_field: str = "text", split: bool = True) -> Iterator[list[str]]:
+                   text_field: str = "text", split: bool = True, heading: str | None = None) -> Iterator[list[str]]:
     """Stream the documents of ``files`` in order; .jsonl records are one document each.
 
-    split=False: each document as its lines, for `split_sentences(lines, sentences)` to cut
+    doc_split="heading": in a text file, a line that the regular expression `heading` matches at
+    its start (re.match) begins a new document (a book's chapter headings); blank lines do not
+    split. split=False: each document as its lines, for `split_sentences(lines, sentences)` to cut
     elsewhere (a cache build's worker processes); the same documents, in the same order."""
     # Checked here, not inside the generator, so a bad option fails at the call, not at first use.
-    _check_options(doc_split, sentences)
-    return _iter_documents(files, doc_split, sentences if split else _RAW, text_field)
+    starts = _check_options(doc_split, sentences, heading)
+    return _iter_documents(files, doc_split, sentences if split else _RAW, text_field, starts)
 
 
-def count_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", text_field: str = "text") -> int:
+def count_documents(files: list[pathlib.Path], *, doc_split: str = "blank_line", text_field: str = "text",
+                    heading: str | None = None) -> int:
     """How many documents `read_documents` yields, read without splitting sentences (a document
     is yielded in either mode exactly when it has a non-blank line), for a cache build whose
     tokenizer did not read the corpus."""
-    _check_options(doc_split, "punct")
-    return sum(1 for _ in _iter_documents(files, doc_split, _COUNT, text_field))
+    starts = _check_options(doc_split, "punct", heading)
+    return sum(1 for _ in _iter_documents(files, doc_split, _COUNT, text_field, starts))
 
 
-def _check_options(doc_split: str, sentences: str) -> None:
+def _check_options(doc_split: str, sentences: str, heading: str | None = None):
+    """The compiled heading pattern's match for doc_split=heading, else None."""
     if doc_split not in DOC_SPLITS:
         raise UserError(f"data.doc_split: '{doc_split}' is not valid (valid: {', '.join(DOC_SPLITS)})")
     if sentences not in SENTENCE_MODES:
         raise UserError(f"data.sentences: '{sentences}' is not valid (valid: {', '.join(SENTENCE_MODES)})")
+    if doc_split != "heading":
+        if heading is not None:
+            raise UserError(f"data.heading={heading}: not read with data.doc_split={doc_split} (give "
+                            "data.doc_split=heading)")
+        return None
+    if not heading:
+        raise UserError("data.doc_split=heading: give data.heading, a regular expression matching the lines "
+                        r"that start a document (e.g. '第[0-9一二三四五六七八九十百]+[章回]' or 'CHAPTER \w+')")
+    try:
+        return re.compile(str(heading)).match
+    except re.error as e:
+        raise UserError(f"data.heading={heading}: not a valid regular expression ({e})") from None
 
 
 def require_nonempty(n_docs: int, files: list[pathlib.Path]) -> None:
@@ -123,7 +139,7 @@ def require_nonempty(n_docs: int, files: list[pathlib.Path]) -> None:
         raise UserError(f"data.paths: no text found in {len(names)} file(s): {shown}")
 
 
-def _iter_documents(files, doc_split, sentences, text_field) -> Iterator[list[str]]:
+def _iter_documents(files, doc_split, sentences, text_field, starts=None) -> Iterator[list[str]]:
     from nlpx.data.corpus_files import kind_of
 
     for f in files:
@@ -134,7 +150,7 @@ def _iter_documents(files, doc_split, sentences, text_field) -> Iterator[list[st
         elif kind in ("parquet", "arrow"):
             docs = _table_documents(f, kind, sentences, text_field, stats)
         else:
-            docs = _text_documents(f, doc_split, sentences, stats)
+            docs = _text_documents(f, doc_split, sentences, stats, starts)
         yield from docs
         if stats.bad_bytes:
             _warn_once(f, "%s: %d invalid UTF-8 byte(s) replaced with U+FFFD", f, stats.bad_bytes)
@@ -191,9 +207,12 @@ def _table_documents(path, kind, sentences, text_field, stats) -> Iterator[list[
                 yield doc
 
 
-def _text_documents(path, doc_split, sentences, stats) -> Iterator[list[str]]:
+def _text_documents(path, doc_split, sentences, stats, starts=None) -> Iterator[list[str]]:
     doc_lines: list[str] = []
     for line in _lines(path, stats):
+        if starts is not None and doc_lines and starts(line):
+            yield _split_sentences(doc_lines, sentences)
+            doc_lines = []
         if line.strip():
             doc_lines.append(line)
         elif doc_split == "blank_line" and doc_lines:

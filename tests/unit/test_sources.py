@@ -92,6 +92,31 @@ def test_file_split_one_document_per_file(tmp_path):
         ["First line.", "Second line.", "Third line."], ["Other file."]]
 
 
+BOOK = "\ufeff《书》 广告\n第1章 开篇\n\u3000\u3000甲说。乙说！\n\n第二回 再说\n丙说？\n  第3章 indented is text\n"
+
+
+def test_heading_split_starts_a_document_at_each_heading_line(tmp_path):
+    from nlpx.data.sources import count_documents
+
+    f = write(tmp_path / "a.txt", BOOK)
+    heading = "第[0-9一二三四五六七八九十百]+[章回]"
+    got = docs([f], doc_split="heading", heading=heading)
+    assert got == [["《书》 广告"], ["第1章 开篇 甲说。", "乙说！"], ["第二回 再说 丙说？", "第3章 indented is text"]]
+    assert count_documents([f], doc_split="heading", heading=heading) == 3
+    assert docs([f], doc_split="heading", heading=heading, split=False)[1] == ["第1章 开篇", "\u3000\u3000甲说。乙说！"]
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"doc_split": "heading"}, r"^data\.doc_split=heading: give data\.heading"),
+    ({"doc_split": "heading", "heading": "第(["}, r"^data\.heading=第\(\[: not a valid regular expression"),
+    ({"doc_split": "blank_line", "heading": "x"}, r"^data\.heading=x: not read with data\.doc_split=blank_line"),
+])
+def test_heading_settings_that_cannot_work_are_user_errors(kw, message, tmp_path):
+    f = write(tmp_path / "a.txt", BOOK)
+    with pytest.raises(UserError, match=message):
+        read_documents([f], **kw)
+
+
 def test_lines_mode_keeps_each_nonempty_line(tmp_path):
     f = write(tmp_path / "a.txt", "  no final punctuation  \nTwo. Sentences here.\n")
     assert docs([f], sentences="lines") == [["no final punctuation", "Two. Sentences here."]]
@@ -115,7 +140,7 @@ def test_punct_mode_joins_wrapped_lines_and_splits_at_sentence_ends(tmp_path):
 
 def test_invalid_doc_split_and_sentences_values(tmp_path):
     f = write(tmp_path / "a.txt", "x\n")
-    with pytest.raises(UserError, match=r"^data\.doc_split: 'paragraph' is not valid \(valid: blank_line, file\)$"):
+    with pytest.raises(UserError, match=r"^data\.doc_split: 'paragraph' is not valid \(valid: blank_line, file, heading\)$"):
         read_documents([f], doc_split="paragraph")
     with pytest.raises(UserError, match=r"^data\.sentences: 'nltk' is not valid \(valid: punct, lines\)$"):
         read_documents([f], sentences="nltk")
