@@ -11,7 +11,7 @@ that XLNetForSequenceClassification's last position is [CLS] in every row of a b
 from __future__ import annotations
 
 from nlpx.errors import UserError
-from nlpx.models.family import Family, transformers_class
+from nlpx.models.family import Family
 
 
 class XlnetFamily(Family):
@@ -44,12 +44,6 @@ class XlnetFamily(Family):
                 "d_inner": int(c.intermediate_size), "ff_activation": str(c.hidden_act), "dropout": float(c.hidden_dropout_prob),
                 "initializer_range": float(c.initializer_range), "layer_norm_eps": float(c.layer_norm_eps),
                 "mem_len": None, "use_mems_eval": False, "use_mems_train": False}
-
-    def hf_config(self, vocab_size: int, pad_token_id: int):
-        if self.pretrained is not None:
-            return self.checkpoint_config()
-        return transformers_class(self.config_class)(vocab_size=vocab_size, pad_token_id=pad_token_id,
-                                                     **self.config_fields(pad_token_id))
 
     def tokenizer_fields(self, config, tokenizer) -> None:
         # XLNet's defaults are ids of its own SentencePiece vocabulary
