@@ -37,7 +37,7 @@ EPOCHS, BATCH, LR = 1, 32, 5e-5
 
 
 def run_nlpx(task: str, *, model_path: str, glue_dir: str, seed: int, train_limit, max_length: int) -> dict:
-    from nlpx.recipes.eval_glue import eval_glue
+    from nlpx.recipes.eval_benchmark import eval_glue
 
     with tempfile.TemporaryDirectory(prefix="nlpx-glue-") as runs:
         overrides = [f"model.pretrained={model_path}", f"data.glue_dir={glue_dir}", f"runs_dir={runs}",

@@ -94,7 +94,27 @@ app.add_typer(eval_app, name="eval")
         "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH optim.lr=3e-5\n\n"
         "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>"))
 def eval_glue(overrides: Optional[List[str]] = Overrides):
-    _run_command("nlpx.recipes.eval_glue.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
+    _run_command("nlpx.recipes.eval_benchmark.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
+
+
+@eval_app.command("clue", context_settings=_EXTRA, help=(
+        "Fine-tune and score a checkpoint on the CLUE tasks (accuracy on dev), several seeds; writes "
+        "results.{json,csv,md}, dev predictions and submission.zip (<task>_predict.json files) under "
+        "runs/clue/<run_id>/. Tasks without a training split are listed as such.\n\nExample: nlpx eval clue "
+        "model.pretrained=runs/default/<run> eval.tasks=[cluewsc2020] data.clue_dir=PATH\n\n"
+        "Resume an interrupted evaluation: nlpx eval clue resume=runs/clue/<run_id>"))
+def eval_clue(overrides: Optional[List[str]] = Overrides):
+    _run_command("nlpx.recipes.eval_benchmark.eval_clue", "nlpx.eval.glue_report.print_table", overrides)
+
+
+@eval_app.command("fewclue", context_settings=_EXTRA, help=(
+        "The FewCLUE few-shot protocol: fine-tune on train_few_all, keep the epoch with the best "
+        "dev_few_all accuracy, report test_public accuracy; several seeds; writes results.{json,csv,md} "
+        "and submission.zip under runs/fewclue/<run_id>/.\n\nExample: nlpx eval fewclue "
+        "model.pretrained=runs/default/<run> eval.tasks=[eprstmt,tnews] data.fewclue_dir=PATH\n\n"
+        "Resume an interrupted evaluation: nlpx eval fewclue resume=runs/fewclue/<run_id>"))
+def eval_fewclue(overrides: Optional[List[str]] = Overrides):
+    _run_command("nlpx.recipes.eval_benchmark.eval_fewclue", "nlpx.eval.glue_report.print_table", overrides)
 
 
 @eval_app.command("sts", context_settings=_EXTRA, help=(

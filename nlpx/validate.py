@@ -265,7 +265,13 @@ def _embedding(cfg) -> None:
             why=" (a number of embeddings; 0: no queue)")
 
 
+EVAL_MODES = ("finetune", "zeroshot_nsp", "zeroshot_mlm")
+
+
 def _eval(cfg) -> None:
+    mode = _get(cfg, "eval.mode")
+    if mode is not None and mode not in EVAL_MODES:
+        raise UserError(f"eval.mode={mode}: unknown (valid: {', '.join(EVAL_MODES)})")
     seeds = _get(cfg, "eval.seeds")
     if seeds is not None:
         from omegaconf import ListConfig

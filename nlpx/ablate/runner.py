@@ -148,7 +148,7 @@ def _run_stage(command: str, overrides: list[str]) -> None:
 
         eval_mlm(overrides)
     else:
-        from nlpx.recipes.eval_glue import eval_glue
+        from nlpx.recipes.eval_benchmark import eval_glue
 
         eval_glue(overrides)
 

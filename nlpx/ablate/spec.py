@@ -307,7 +307,7 @@ def _composed(command: str, overrides: tuple[str, ...], env: tuple[tuple[str, st
                           sort_keys=True, default=str)
     # eval glue composes task.* per task, as `nlpx eval glue` does
     from nlpx.eval.glue_metrics import GLUE_TASKS
-    from nlpx.recipes.eval_glue import glue_overrides
+    from nlpx.recipes.eval_benchmark import glue_overrides
 
     user = glue_overrides(list(overrides))
     base = compose([o for o in user if not o.lstrip("+~").startswith("task.")], runnable=False)

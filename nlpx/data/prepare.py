@@ -6,6 +6,8 @@ from pathlib import Path
 
 from hydra.utils import get_class
 
+from nlpx.errors import UserError
+
 from nlpx.data.cache import PreparedCorpus, file_digest, prepare
 from nlpx.data.tokenizer import load_tokenizer, sample_sentences, train_tokenizer, vocab_file
 from nlpx.pretrained import resolve_pretrained
@@ -47,7 +49,11 @@ def prepare_corpus(cfg) -> PreparedCorpus:
     from nlpx.data.formats import check_objective_settings
 
     check_objective_settings(cfg.objective)  # a typo fails now, not after the corpus is built
-    corpus = get_class(cfg.data._target_)(cfg.data)
+    corpus_class = get_class(cfg.data._target_)
+    if getattr(corpus_class, "kind", None) != "sentences":  # a fine-tuning or pair/triple data option
+        raise UserError(f"data={cfg.data.name}: not a corpus of documents; objective={cfg.objective.name} "
+                        "pretrains on data=synthetic or data=text")
+    corpus = corpus_class(cfg.data)
     spec, make_tokenizer = tokenizer_source(cfg)
     return prepare(corpus, cache_dir=cfg.data.cache_dir, val_fraction=float(cfg.data.val_fraction),
                    tokenizer_spec=spec, make_tokenizer=make_tokenizer,

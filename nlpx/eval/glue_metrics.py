@@ -100,19 +100,11 @@ def glue_score(task_scores: dict[str, float]) -> tuple[float, list[str]]:
 
 
 def majority_score(task: str, train_labels: Sequence, dev: dict[str, Sequence]) -> dict:
-    """The score of a classifier that predicts the training set's most frequent class (the
-    lowest id on a tie) for every dev example, with the task's own metrics: what a fine-tuned
-    model must beat to have learned anything. dev: {score_as: gold labels} of the task's dev
-    splits (mnli_m and mnli_mm for MNLI). A regression task's constant prediction has no
-    correlation with the gold scores: its score is 0 by definition (scipy would give nan)."""
-    spec = TASKS[task]
-    if spec.is_regression:
-        return {"score": 0.0, "metrics": {m: 0.0 for m in SCORE_METRICS[task]}, "prediction": None}
-    counts = np.bincount(np.asarray(train_labels, dtype=int), minlength=len(spec.labels))
-    label = int(counts.argmax())
-    per_split = {name: task_metrics(name, np.full(len(gold), label), gold) for name, gold in dev.items()}
-    metrics = mnli_metrics(per_split["mnli_m"], per_split["mnli_mm"]) if task == "mnli" else per_split[task]
-    return {"score": task_score(task, metrics), "metrics": metrics, "prediction": spec.labels[label]}
+    """The majority-class score of GLUE task `task` (nlpx.eval.benchmarks.majority_score). dev:
+    {score_as: gold labels} of the task's dev splits (mnli_m and mnli_mm for MNLI)."""
+    from nlpx.eval.benchmarks import majority_score as score
+
+    return score(TASKS[task], train_labels, dev)
 
 
 def aggregate(values: Sequence[float]) -> dict:

@@ -27,7 +27,7 @@ Rules for the TSV files, each forced by the real files:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlpx.data.files import text_lines
@@ -44,6 +44,9 @@ class Example:
     text_b: str | None
     label: int | float | None  # class id (position in TaskSpec.labels), STS-B score, or None (test)
     index: int | None  # the file's index column where the split has one (all test splits; every HF split)
+    # the row's pieces a prompt is built from where text_a is not enough (nlpx.eval.clue_tasks:
+    # CLUEWSC's text and spans, ChID's text and candidates)
+    parts: dict | None = field(default=None, compare=False)
 
 
 def available_splits(glue_dir: str | Path, task: str) -> dict[str, Path]:
@@ -61,6 +64,23 @@ def available_splits(glue_dir: str | Path, task: str) -> dict[str, Path]:
         if path is not None:
             out[split.name] = path
     return out
+
+
+def dev_split_names(task: str) -> dict[str, str]:
+    """{dev split: the name it is scored under} (nlpx.eval.glue_metrics): MNLI's two, else {"dev": task}."""
+    from nlpx.eval.glue_metrics import MNLI_SPLITS
+
+    if task == "mnli":
+        return {split: name for name, split in MNLI_SPLITS.items()}
+    return {"dev": task}
+
+
+def present_splits(glue_dir, task: str) -> dict[str, list[str]]:
+    """{"train": [...], "dev": [...], "test": [...]}: the splits of `task` whose data is there."""
+    have = available_splits(glue_dir, task)
+    dev = list(dev_split_names(task))
+    return {"train": [s for s in ("train",) if s in have], "dev": [s for s in dev if s in have],
+            "test": [s for s in have if s.startswith("test")]}
 
 
 def read_split(glue_dir: str | Path, task: str, split: str) -> list[Example]:

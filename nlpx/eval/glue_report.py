@@ -1,10 +1,11 @@
-"""GLUE results over seeds -> results.json / .csv / .md and the terminal table, leaderboard style.
+"""Benchmark results over seeds (GLUE, CLUE, FewCLUE: nlpx.eval.benchmarks) -> results.json / .csv
+/ .md and the terminal table, leaderboard style.
 
 One row per task: each official metric as mean ± std over seeds (x100, as the leaderboard), the
 task score (mean of the task's metrics) with its mean ± std and median, the majority-class score
 (a score that does not beat it is marked †), the seeds, and the kept epoch of each seed (with a
-recipe search: the winning configuration's); then the GLUE score row, and the protocol under the
-table.
+recipe search: the winning configuration's); then the benchmark score row (the GLUE score, ...),
+and the protocol under the table.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import csv
 import io
 import math
 
-from nlpx.eval.glue_metrics import GLUE_TASKS, PROTOCOL, aggregate, glue_score
-from nlpx.eval.glue_tasks import TASKS
+from nlpx.eval.glue_metrics import aggregate
 
 DISPLAY = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI",
            "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
@@ -49,13 +49,25 @@ def at_most_majority(score: dict, majority: dict | None) -> bool:
     return bool(majority) and math.isfinite(score["mean"]) and score["mean"] <= majority["score"] + 1e-12
 
 
+def _bench(name: str = "glue"):
+    from nlpx.eval.benchmarks import get_benchmark
+
+    return get_benchmark(name)
+
+
 def glue_row(rows: list[dict]) -> dict | None:
-    """The GLUE score: the mean of the task scores' means over the tasks with numbers; its spread
-    is that of the per-seed GLUE scores (seed k's mean over tasks), when all tasks share the seeds."""
-    scored = {r["task"]: r["score"]["mean"] for r in rows if r["status"] == "ok" and r["task"] in GLUE_TASKS}
+    return benchmark_row(_bench(), rows)
+
+
+def benchmark_row(bench, rows: list[dict]) -> dict | None:
+    """The benchmark score (the GLUE score, ...): the mean of the task scores' means over the tasks
+    with numbers; its spread is that of the per-seed benchmark scores (seed k's mean over tasks),
+    when all tasks share the seeds."""
+    scored = {r["task"]: r["score"]["mean"] for r in rows if r["status"] == "ok" and r["task"] in bench.scored}
     if not scored:
         return None
-    mean, covered = glue_score(scored)
+    covered = [t for t in bench.scored if t in scored]
+    mean = sum(scored[t] for t in covered) / len(covered)
     ok = [r for r in rows if r["task"] in covered]
     seeds = ok[0]["seeds"]
     per_seed = None
@@ -64,24 +76,26 @@ def glue_row(rows: list[dict]) -> dict | None:
     spread = aggregate(per_seed) if per_seed else {"std": math.nan, "median": math.nan, "n": len(seeds)}
     majority = None
     if all(r.get("majority") for r in ok):
-        majority = {"score": glue_score({r["task"]: r["majority"]["score"] for r in ok})[0]}
+        majority = {"score": sum(r["majority"]["score"] for r in ok) / len(ok)}
     return {"score": {**spread, "mean": mean}, "covered": covered,
-            "missing": [t for t in GLUE_TASKS if t not in covered], "per_seed": per_seed, "majority": majority}
+            "missing": [t for t in bench.scored if t not in covered], "per_seed": per_seed, "majority": majority}
 
 
-def protocol_lines(settings: dict) -> list[str]:
+def protocol_lines(settings: dict, bench=None) -> list[str]:
     """settings: seeds, select, split, epochs {task: n}, from_mnli, submission_seed."""
-    epochs = ", ".join(f"{DISPLAY[t]} {n}" for t, n in settings["epochs"].items())
+    bench = bench or _bench()
+    epochs = ", ".join(f"{bench.display(t)} {n}" for t, n in settings["epochs"].items())
     kept = "the epoch with the best dev task score" if settings["select"] == "best" else "the last epoch"
     lines = [f"Protocol: {settings['split']} split; seeds {', '.join(map(str, settings['seeds']))}; "
              f"mean ± sample std (ddof=1) and median over seeds; each seed keeps {kept} "
              f"({settings['select']} epoch); epochs: {epochs}.",
-             f"Scores x100. {PROTOCOL[0].upper()}{PROTOCOL[1:]}."]
+             f"Scores x100. {bench.protocol[0].upper()}{bench.protocol[1:]}."]
     if settings.get("from_mnli"):
         lines.append("RTE, MRPC and STS-B start from the MNLI-fine-tuned weights of the same seed "
                      "(eval.from_mnli=true).")
-    lines.append("Majority: the score of predicting the training set's most frequent class for every dev "
-                 "example (STS-B: 0, a constant has no correlation); † marks a score that does not beat it.")
+    lines.append(f"Majority: the score of predicting the training set's most frequent class for every "
+                 f"{'dev' if bench.reported == 'dev' else 'test_public'} example"
+                 + f" ({bench.majority_note})" + "; † marks a score that does not beat it.")
     search = settings.get("search")
     if search:
         space = "; ".join(f"{k} in {v}" for k, v in search["space"].items())
@@ -100,12 +114,13 @@ def _pm(agg: dict) -> str:
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the human table (markdown and terminal share them)."""
+    bench = _bench(report.get("benchmark", "glue"))
     searched = bool(report["settings"].get("search"))
     header = ["Task", "Metrics (mean ± std)", "Score", "Median", "Majority", "Seeds", "Kept epoch"]
     header += ["Config"] if searched else []
     rows = []
     for r in report["tasks"]:
-        name = DISPLAY[r["task"]]
+        name = bench.display(r["task"])
         if r["status"] != "ok":
             rows.append([name, STATUS_TEXT[r["status"]], "", "", "", "", ""] + [""] * searched)
             continue
@@ -116,13 +131,14 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
                      f"{100 * majority['score']:.1f}" if majority else "",
                      str(len(r["seeds"])), ", ".join(f"{e:g}" for e in r["epochs"])]
                     + ([r["search"]["winner"]] if searched else []))
-    g = report["glue"]
+    g = report[bench.name]
     if g is not None:
-        covers = "all 9 tasks" if not g["missing"] else ", ".join(DISPLAY[t] for t in g["covered"])
+        covers = (f"all {len(bench.scored)} tasks" if not g["missing"]
+                  else ", ".join(bench.display(t) for t in g["covered"]))
         median = g["score"]["median"]
         majority = g.get("majority")
         mark = " †" if at_most_majority(g["score"], majority) else ""
-        rows.append([f"GLUE score ({covers})", "", _pm(g["score"]) + mark,
+        rows.append([f"{bench.title} score ({covers})", "", _pm(g["score"]) + mark,
                      f"{100 * median:.1f}" if math.isfinite(median) else "",
                      f"{100 * majority['score']:.1f}" if majority else "", "", ""] + [""] * searched)
     return header, rows
@@ -130,18 +146,19 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
 
 def to_markdown(report: dict) -> str:
     header, rows = table_rows(report)
-    out = [f"# GLUE dev results: {report['model']}", "",
+    bench = _bench(report.get("benchmark", "glue"))
+    out = [f"# {bench.title} {_split(bench)} results: {report['model']}", "",
            "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    out += [""] + protocol_lines(report["settings"])
+    out += [""] + protocol_lines(report["settings"], bench)
     return "\n".join(out) + "\n"
 
 
 def to_csv(report: dict) -> str:
-    """One row per task (GLUE score last): status, score and every metric as mean/std/median x100."""
-    metric_names = [m for t in TASKS.values() if t.in_glue_score
-                    for m in (("acc_m", "acc_mm") if t.name == "mnli" else t.metrics)]
-    metric_names = list(dict.fromkeys(metric_names))
+    """One row per task (the benchmark score last): status, score and every metric as
+    mean/std/median x100."""
+    bench = _bench(report.get("benchmark", "glue"))
+    metric_names = list(dict.fromkeys(m for t in bench.scored for m in bench.spec(t).score_metrics))
     fields = ["task", "status", "seeds", "score_mean", "score_std", "score_median", "majority_score", "config"]
     fields += [f"{m}_{s}" for m in metric_names for s in ("mean", "std", "median")]
     fields += ["kept_epochs"]
@@ -164,9 +181,9 @@ def to_csv(report: dict) -> str:
                 for m, agg in r["metrics"].items():
                     row[f"{m}_{s}"] = scaled(agg, s)
         writer.writerow(row)
-    g = report["glue"]
+    g = report[bench.name]
     if g is not None:
-        writer.writerow({"task": "glue", "status": "covers " + " ".join(g["covered"]),
+        writer.writerow({"task": bench.name, "status": "covers " + " ".join(g["covered"]),
                          **{f"score_{s}": scaled(g["score"], s) for s in ("mean", "std", "median")},
                          "majority_score": scaled(g["majority"], "score") if g.get("majority") else ""})
     return buf.getvalue()
@@ -175,6 +192,17 @@ def to_csv(report: dict) -> str:
 def print_table(report: dict) -> None:
     from nlpx.eval.console import print_table as show
 
+    if "mode" in report:  # a zero-shot evaluation's report (nlpx.recipes.eval_zeroshot)
+        from nlpx.eval.zeroshot_report import print_table as zeroshot
+
+        return zeroshot(report)
+
     header, rows = table_rows(report)
-    show(f"GLUE dev: {report['model']}", header, rows,
-         [*protocol_lines(report["settings"]), f"run directory: {report['run_dir']}"], left=2)
+    bench = _bench(report.get("benchmark", "glue"))
+    show(f"{bench.title} {_split(bench)}: {report['model']}", header, rows,
+         [*protocol_lines(report["settings"], bench), f"run directory: {report['run_dir']}"], left=2)
+
+
+def _split(bench) -> str:
+    return "dev" if bench.reported == "dev" else "test_public"
+

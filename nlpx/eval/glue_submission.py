@@ -87,27 +87,29 @@ def write_dev_predictions(path: str | Path, task: str, examples: list[Example], 
 
 
 def pack_submission(out_dir: str | Path, zip_path: str | Path | None = None) -> Path:
-    """Zip the submission files present in ``out_dir`` into ``zip_path`` (``out_dir/submission.zip``).
-
-    The files sit at the zip's top level (the server does not look into folders), in
-    SUBMISSION_FILES order. Files still missing are simply left out: which tasks to submit is
-    the caller's choice.
-    """
+    """Zip the GLUE submission files present in ``out_dir`` into ``zip_path`` (``out_dir/submission.zip``),
+    in SUBMISSION_FILES order. Files still missing are simply left out: which tasks to submit is
+    the caller's choice."""
     out_dir = Path(out_dir)
     present = [name for name in SUBMISSION_FILES.values() if (out_dir / name).is_file()]
     if not present:
         raise UserError(f"{out_dir}: no GLUE submission files to pack "
                         f"(expected some of {', '.join(SUBMISSION_FILES.values())})")
+    return pack_files(out_dir, present, Path(zip_path) if zip_path is not None else out_dir / ZIP_NAME)
+
+
+def pack_files(out_dir: str | Path, names: list[str], zip_path: str | Path) -> Path:
+    """Zip ``out_dir/<name>`` for each name, in that order, at the zip's top level (the GLUE and
+    CLUE servers do not look into folders)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in present:
+        for name in names:
             info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16  # a plain readable file once unpacked, whatever the umask
-            zf.writestr(info, (out_dir / name).read_bytes())
-    path = Path(zip_path) if zip_path is not None else out_dir / ZIP_NAME
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+            zf.writestr(info, (Path(out_dir) / name).read_bytes())
+    atomic_write_bytes(Path(zip_path), buf.getvalue())
+    return Path(zip_path)
 
 
 def _label_formatter(task: str, labels: tuple[str, ...]):

@@ -11,7 +11,7 @@ train/dev) gets its column names from its file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -48,6 +48,7 @@ class TaskSpec:
     labels: tuple[str, ...] | None  # label strings as written in the files; id = position; None: regression
     metrics: tuple[str, ...]  # per evaluated split, see nlpx.eval.glue_metrics
     in_glue_score: bool = True
+    prompts: dict | None = field(default=None, hash=False, compare=False)  # zero-shot: nlpx.eval.prompts
 
     @property
     def is_regression(self) -> bool:
@@ -56,6 +57,43 @@ class TaskSpec:
     @property
     def split_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.splits)
+
+    @property
+    def score_metrics(self) -> tuple[str, ...]:
+        """The metrics the task score averages (MNLI: its two dev splits' accuracies)."""
+        return ("acc_m", "acc_mm") if self.name == "mnli" else self.metrics
+
+    # -- scoring (the interface nlpx.finetune.module and nlpx.recipes.finetune call) ----------
+    def split_metrics(self, score_as: str, predictions, labels) -> dict[str, float]:
+        from nlpx.eval.glue_metrics import task_metrics
+
+        return task_metrics(score_as, predictions, labels)
+
+    def join_metrics(self, per_split: dict[str, dict]) -> dict[str, float]:
+        """The task's metrics from its dev splits' (MNLI: matched and mismatched accuracy)."""
+        from nlpx.eval.glue_metrics import mnli_metrics
+
+        if self.name == "mnli":
+            return mnli_metrics(per_split["mnli_m"], per_split["mnli_mm"])
+        return per_split[self.name]
+
+    def score(self, metrics: dict[str, float]) -> float:
+        from nlpx.eval.glue_metrics import task_score
+
+        return task_score(self.name, metrics)
+
+    def write_dev(self, out_dir, split, predictions) -> Path:
+        """A dev split's predictions beside its gold labels (nlpx.finetune.data.Split)."""
+        from nlpx.eval.glue_submission import write_dev_predictions
+
+        return write_dev_predictions(Path(out_dir) / f"{split.task}.{split.name}.tsv", split.task, split.examples,
+                                     predictions)
+
+    def write_test(self, out_dir, split, predictions) -> Path:
+        """The GLUE server's file for a test split (split.task: ax for the MNLI model's AX predictions)."""
+        from nlpx.eval.glue_submission import write_predictions
+
+        return write_predictions(out_dir, split.task, split.name, split.examples, predictions)
 
     def split(self, name: str) -> SplitSpec:
         for s in self.splits:
@@ -96,7 +134,7 @@ def _spec(name: str, task: dict) -> TaskSpec:
     return TaskSpec(name=name, folders=tuple(task["folders"]),
                     splits=tuple(split(n, f) for n, f in task["splits"].items()),
                     labels=None if labels is None else tuple(labels), metrics=tuple(task["metrics"]),
-                    in_glue_score=bool(task.get("in_glue_score", True)))
+                    in_glue_score=bool(task.get("in_glue_score", True)), prompts=task.get("prompts"))
 
 
 DESCRIPTIONS: dict[str, dict] = _read(tasks_folder())  # each task's file as read (hf: nlpx.eval.glue_hf)

@@ -15,16 +15,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from nlpx.data.buckets import BucketBatchSampler
-from nlpx.data.encode import Encoded, encode_examples
+from nlpx.data.encode import ChoiceEncoded, Encoded, encode_examples
 from nlpx.data.loader_workers import worker_kwargs
 from nlpx.errors import UserError
-from nlpx.eval.glue_metrics import MNLI_SPLITS
-from nlpx.eval.glue_reader import Example, available_splits, read_split
+from nlpx.eval.glue_reader import Example, available_splits, dev_split_names, present_splits, read_split
 from nlpx.eval.glue_tasks import TaskSpec, get_task
 from nlpx.finetune.subset import train_subset
 
-# the dev splits scored per task, and the name each is scored under (nlpx.eval.glue_metrics)
-DEV_SPLITS = {"mnli": {split: name for name, split in MNLI_SPLITS.items()}}
 # test sets predicted by another task's model: the diagnostic set AX by the MNLI model
 EXTRA_TESTS = {"mnli": [("ax", "test")]}
 
@@ -48,19 +45,10 @@ class TaskData:
 
     @property
     def num_labels(self) -> int:
+        """Outputs per example: classes, 1 for regression, candidates for multiple choice."""
+        if isinstance(self.dev[0].encoded, ChoiceEncoded):
+            return self.dev[0].encoded.choices
         return 1 if self.spec.is_regression else len(self.spec.labels)
-
-
-def dev_split_names(task: str) -> dict[str, str]:
-    return DEV_SPLITS.get(task, {"dev": task})
-
-
-def present_splits(glue_dir, task: str) -> dict[str, list[str]]:
-    """{"train": [...], "dev": [...], "test": [...]}: the splits of `task` whose data is there."""
-    have = available_splits(glue_dir, task)
-    dev = list(dev_split_names(task))
-    return {"train": [s for s in ("train",) if s in have], "dev": [s for s in dev if s in have],
-            "test": [s for s in have if s.startswith("test")]}
 
 
 def load_task(task: str, glue_dir, tokenizer, *, max_length: int, max_train_examples: int | None = None,
@@ -147,6 +135,24 @@ class Batches:
         return batch
 
 
+class ChoiceBatches(Batches):
+    """collate_fn over a ChoiceEncoded split: (batch, candidates, width) tensors, what transformers'
+    *ForMultipleChoice models take; each candidate padded to the batch's longest."""
+
+    def __call__(self, rows: list[int]) -> dict:
+        enc = self.encoded
+        n = enc.choices
+        flat = Encoded([s for r in rows for s in enc.input_ids[r]],
+                       None if enc.token_type_ids is None else [s for r in rows for s in enc.token_type_ids[r]],
+                       None)
+        batch = Batches(flat, self.pad_id, left=self.left)(list(range(len(flat))))
+        out = {k: v.view(len(rows), n, -1) for k, v in batch.items() if k != "rows"}
+        out["rows"] = torch.tensor(rows, dtype=torch.long)
+        if enc.labels is not None:
+            out["labels"] = torch.from_numpy(enc.labels[rows])
+        return out
+
+
 class _Rows(torch.utils.data.Dataset):
     """The dataset is the row numbers; Batches does the work per batch, not per example."""
 
@@ -172,7 +178,8 @@ class FinetuneDataModule(L.LightningDataModule):
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle)
         return DataLoader(_Rows(len(split.encoded)), batch_sampler=sampler,
-                          collate_fn=Batches(split.encoded, self.pad_id, left=self.left), **worker_kwargs(self.num_workers))
+                          collate_fn=(ChoiceBatches if isinstance(split.encoded, ChoiceEncoded) else Batches)(
+                              split.encoded, self.pad_id, left=self.left), **worker_kwargs(self.num_workers))
 
     def train_batches_per_epoch(self) -> int:
         return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed))

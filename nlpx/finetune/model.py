@@ -36,6 +36,8 @@ def load_classifier(path: Path, spec, *, new_head: bool = False):
         raise UserError(f"model.pretrained={path}: model type '{config.model_type}' is not supported "
                         f"for fine-tuning (supported: {', '.join(FAMILIES.values())})")
     tokenizer = load_tokenizer(path, key="model.pretrained")
+    if getattr(spec, "is_choice", False):
+        return _multiple_choice(path, config, tokenizer), tokenizer
     labels = ["score"] if spec.is_regression else list(spec.labels)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(path), local_files_only=True, num_labels=len(labels),
@@ -46,7 +48,28 @@ def load_classifier(path: Path, spec, *, new_head: bool = False):
     restore(model)  # nlpx's own attention scale, where the checkpoint was trained with it
     if model.config.pad_token_id is None:  # GPT-2 checkpoints: its classifier finds the last token by it
         model.config.pad_token_id = tokenizer.pad_token_id
+    _check_vocabulary(path, model, tokenizer)
+    return model.train(), tokenizer
+
+
+def _check_vocabulary(path: Path, model, tokenizer) -> None:
     if len(tokenizer) > model.config.vocab_size:
         raise UserError(f"model.pretrained={path}: the tokenizer has {len(tokenizer)} tokens but the "
                         f"model only {model.config.vocab_size} embeddings")
-    return model.train(), tokenizer
+
+
+def _multiple_choice(path: Path, config, tokenizer):
+    """The family's *ForMultipleChoice: one score per candidate from its pooled output, softmax over
+    the candidates (ChID)."""
+    from transformers import AutoModelForMultipleChoice
+
+    from nlpx.models.attention_scale import restore
+
+    try:
+        model = AutoModelForMultipleChoice.from_pretrained(str(path), local_files_only=True)
+    except ValueError:
+        raise UserError(f"model.pretrained={path}: {FAMILIES[config.model_type]} has no multiple-choice model in "
+                        "transformers; a multiple-choice task (chid) needs another family") from None
+    restore(model)
+    _check_vocabulary(path, model, tokenizer)
+    return model.train()

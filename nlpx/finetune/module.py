@@ -18,8 +18,6 @@ import time
 import numpy as np
 import torch
 
-from nlpx.eval.glue_metrics import mnli_metrics, task_metrics, task_score
-from nlpx.finetune.multilabel import multilabel_metrics
 from nlpx.run.module import OptimizerSettings, RunModule, warmup_steps
 from nlpx.tricks.base import Step
 from nlpx.tricks.stack import TrickStack
@@ -113,19 +111,15 @@ class FinetuneModule(RunModule):
         if self.trainer.sanity_checking:
             return
         predictions, per_split, loss_sum, n = {}, {}, 0.0, 0
-        multilabel = getattr(self.data.spec, "multilabel", False)
+        spec = self.data.spec
         for idx, split in enumerate(self.data.dev):
             preds = in_row_order(self._val.get(idx, []), len(split.examples))
             predictions[split.name] = preds
-            per_split[split.score_as] = (multilabel_metrics(preds, split.encoded.labels, float(self.cfg.task.threshold))
-                                         if multilabel else task_metrics(split.score_as, preds, split.encoded.labels))
+            per_split[split.score_as] = spec.split_metrics(split.score_as, preds, split.encoded.labels)
             loss_sum += sum(x[2] for x in self._val.get(idx, []))
             n += len(split.examples)
-        if self.task == "mnli":
-            metrics = mnli_metrics(per_split["mnli_m"], per_split["mnli_mm"])
-        else:
-            metrics = per_split[self.task]
-        score = metrics["map"] if multilabel else task_score(self.task, metrics)
+        metrics = spec.join_metrics(per_split)
+        score = spec.score(metrics)
         record = {"epoch": round(self.trainer.global_step / self.steps_per_epoch, 3),
                   "step": int(self.trainer.global_step), "metrics": metrics, "score": score,
                   "loss": loss_sum / max(n, 1)}

@@ -31,8 +31,25 @@ from nlpx.eval.glue_reader import Example
 class MultiLabelSpec:
     name: str
     labels: tuple[str, ...]
+    threshold: float = 0.5  # a label is predicted when its probability reaches this (task.threshold)
     is_regression = False
     multilabel = True
+
+    # -- scoring (the interface nlpx.finetune.module and nlpx.recipes.finetune call) ----------
+    def split_metrics(self, score_as: str, probabilities, labels) -> dict[str, float]:
+        return multilabel_metrics(probabilities, labels, self.threshold)
+
+    def join_metrics(self, per_split: dict[str, dict]) -> dict[str, float]:
+        return per_split[self.name]
+
+    def score(self, metrics: dict[str, float]) -> float:
+        return metrics["map"]
+
+    def write_dev(self, out_dir, split, probabilities) -> Path:
+        return write_predictions(Path(out_dir) / f"{split.task}.{split.name}.jsonl", self, split.examples,
+                                 probabilities, self.threshold)
+
+    write_test = write_dev
 
 
 def read_jsonl(path: str | Path, *, text_field: str, pair_field: str | None, labels_field: str,
@@ -150,7 +167,7 @@ def _task_data(t, tokenizer, splits: dict[str, tuple[list, str]], labels: tuple[
             encoded.labels = multi_hot(rows, labels, where)
         return Split(str(t.name), name, str(t.name) if name == "dev" else None, examples, encoded)
 
-    spec = MultiLabelSpec(str(t.name), labels)
+    spec = MultiLabelSpec(str(t.name), labels, float(t.threshold))
     return TaskData(spec, split("train"), [split("dev")], [split("test")] if "test" in splits else [], [])
 
 

@@ -21,8 +21,10 @@ def check_finetune_config(cfg) -> None:
     from nlpx.finetune.module import SELECT
 
     if "task" not in cfg or cfg.task is None:
-        raise UserError("objective=classify needs a task: task=NAME "
-                        f"(valid: {', '.join(o.rpartition('/')[2] for o in group_options()['task'])})")
+        options = sorted(group_options()["task"], key=lambda o: not o.startswith("glue/"))  # GLUE's first
+        short = [o.rpartition("/")[2] for o in options]
+        shown = [s if short.count(s) == 1 else o for o, s in zip(options, short)]  # task=sst2 means glue/sst2
+        raise UserError(f"objective=classify needs a task: task=NAME (valid: {', '.join(shown)})")
     if cfg.task.select not in SELECT:
         raise UserError(f"task.select={cfg.task.select}: unknown (valid: {', '.join(SELECT)})")
     check_epoch_budget(cfg.budget, "fine-tuning")
@@ -60,11 +62,9 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
     strict_tricks: a trick that cannot apply to this task is exit 2 (else left out, noted)."""
     import torch
 
-    from nlpx.eval.glue_submission import write_dev_predictions, write_predictions
     from nlpx.finetune.data import FinetuneDataModule
     from nlpx.finetune.model import load_classifier
     from nlpx.finetune.module import FinetuneModule, in_row_order
-    from nlpx.finetune.multilabel import write_predictions as write_multilabel
     from nlpx.objectives.classify import SequenceClassification
     from nlpx.run.export import export_hf
     from nlpx.run.trainer import build_finetune_trainer
@@ -101,27 +101,18 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
     kept = module.kept
 
     for split in data.dev:
-        preds = module.kept_dev_predictions[split.name]
-        if multilabel:
-            write_multilabel(run_dir / "predictions" / "dev" / f"{split.task}.{split.name}.jsonl", data.spec,
-                             split.examples, preds, float(t.threshold))
-        else:
-            write_dev_predictions(run_dir / "predictions" / "dev" / f"{split.task}.{split.name}.tsv", split.task,
-                                  split.examples, preds)
-    test_files = {}
+        data.spec.write_dev(run_dir / "predictions" / "dev", split, module.kept_dev_predictions[split.name])
+    test_files, test_metrics = {}, {}
     if predict_test and data.test:
         outputs = trainer.predict(module, dataloaders=dm.predict_dataloader())
         if len(data.test) == 1:
             outputs = [outputs]
         for split, out in zip(data.test, outputs):
             preds = in_row_order(out, len(split.examples))
-            if multilabel:
-                path = write_multilabel(run_dir / "predictions" / "test" / f"{split.task}.{split.name}.jsonl",
-                                        data.spec, split.examples, preds, float(t.threshold))
-            else:
-                path = write_predictions(run_dir / "predictions" / "test", split.task, split.name,
-                                         split.examples, preds)
+            path = data.spec.write_test(run_dir / "predictions" / "test", split, preds)
             test_files[path.name] = str(path)
+            if split.score_as is not None:  # a labelled test set (FewCLUE's test_public) is scored too
+                test_metrics[split.name] = data.spec.split_metrics(split.score_as, preds, split.encoded.labels)
     parameters = {id(p): (p.numel(), p.requires_grad) for p in model.parameters()}
     tricks.save(model, run_dir)
     if t.export:
@@ -143,7 +134,7 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
                    "passes_per_step": module.passes_per_step(),
                    "final": tricks.metrics()},
         "model": str(model_path), "new_head": new_head,
-        "test_predictions": test_files, "hf": str(run_dir / "hf") if t.export else None,
+        "test_predictions": test_files, "test_metrics": test_metrics, "hf": str(run_dir / "hf") if t.export else None,
     }
     atomic_write_json(run_dir / "result.json", result)
     return result

@@ -123,6 +123,8 @@ CASES = {
     "unknown key": (lambda f: f.train("model.sise=mini"), "model.sise: unknown config key"),
     "unknown group option": (lambda f: f.train("model=llama"), "model=llama: unknown option for group 'model' (valid: albert"),
     "renamed key": (lambda f: f.train("trainer.max_steps=5"), "trainer.max_steps: this setting is now budget.max_steps"),
+    "data not a corpus": (lambda f: ["train", "data=clue", "logger=none", f"runs_dir={f.runs}"],
+                          "data=clue: not a corpus of documents; objective=mlm pretrains on data=synthetic or data=text"),
     "max_steps=0": (lambda f: f.train("budget.max_steps=0"), "budget.max_steps=0: must be an integer >= 1"),
     "max_steps=abc": (lambda f: f.train("budget.max_steps=abc"), "budget.max_steps=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     "max_steps=-5": (lambda f: f.train("budget.max_steps=-5"), "budget.max_steps=-5: must be an integer >= 1"),

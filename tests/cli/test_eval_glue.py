@@ -17,7 +17,7 @@ from nlpx.config import compose
 from nlpx.errors import UserError
 from nlpx.eval.glue_metrics import task_metrics
 from nlpx.eval.glue_reader import read_split
-from nlpx.recipes.eval_glue import eval_glue
+from nlpx.recipes.eval_benchmark import eval_glue
 from nlpx.eval.glue_submission import SUBMISSION_FILES
 from nlpx.recipes.train import train
 from tests.conftest import cli, finetune_overrides

@@ -97,7 +97,7 @@ def test_every_family_export_fine_tunes(model, small, glue_dir, tmp_path):
 ])
 def test_rtd_discriminator_goes_through_eval_glue(model, extra, small, glue_dir, tmp_path):
     """`nlpx eval glue model.pretrained=<rtd run>` fine-tunes the discriminator (hf/)."""
-    from nlpx.recipes.eval_glue import eval_glue
+    from nlpx.recipes.eval_benchmark import eval_glue
 
     pretrained = Path(run(small(f"model={model}", "objective=rtd", *extra))["run_dir"])
     report = eval_glue([f"model.pretrained={pretrained}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'glue'}",
@@ -140,7 +140,7 @@ def test_variants_train_two_steps(extra, small):
 def test_log_n_scale_trains_exports_and_is_put_back_for_fine_tuning(small, glue_dir, tmp_path, monkeypatch):
     """RTD's generator and discriminator both keep it; `eval glue` fine-tunes with it."""
     from nlpx.models import attention_scale
-    from nlpx.recipes.eval_glue import eval_glue
+    from nlpx.recipes.eval_benchmark import eval_glue
 
     pretrained = Path(run(small("model=roformer", "objective=rtd", "model.attention_scale=log_n",
                                 "model.scale_train_length=48"))["run_dir"])

@@ -30,7 +30,21 @@ def text_folder(root: Path) -> Path:
 # the decoder-only model and the causal objective only go together
 DECODER_PAIRS = {("model", "gpt2"): ["objective=clm"], ("objective", "clm"): ["model=gpt2"]}
 # options that only make sense for fine-tuning (data=glue feeds objective=classify)
-FINETUNING = {("objective", "classify"), ("data", "glue"), ("budget", "finetune")}
+FINETUNING = {("objective", "classify"), ("data", "glue"), ("data", "clue"), ("data", "fewclue"),
+              ("budget", "finetune")}
+# data=clue and data=fewclue train one task of theirs
+BENCHMARK_TASK = {("data", "clue"): "clue/afqmc", ("data", "fewclue"): "fewclue/eprstmt"}
+
+
+@pytest.fixture(scope="module")
+def clue_dirs(tmp_path_factory):
+    """Every CLUE and FewCLUE task in the official layouts (tests/clue_fixture.py)."""
+    from tests.clue_fixture import write_clue, write_every_task, write_fewclue
+
+    root = tmp_path_factory.mktemp("benchmarks")
+    clue, fewclue = write_clue(root / "clue"), write_fewclue(root / "fewclue")
+    write_every_task(clue, fewclue)
+    return {"clue": clue, "fewclue": fewclue}
 # sentence-embedding objectives and their data: each trains the tiny pretrained run
 EMBEDDING = {("objective", "simcse"): ["data=synthetic", "data.num_docs=60"],
              ("objective", "esimcse"): ["data=synthetic", "data.num_docs=60"],
@@ -76,10 +90,14 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
             extra.append(f"data.files=[{tmp_path / 't.jsonl'}]")
         summary = run(embedding_overrides(request.getfixturevalue("pretrained_run"), glue, tmp_path / "runs", *extra))
     elif finetuning:  # fine-tunes the session's tiny pretrained run on the fixture GLUE folder
-        task = option if group == "task" else "sst2"
+        task = option if group == "task" else BENCHMARK_TASK.get((group, option), "sst2")
         extra = ["objective=classify", *finetune_overrides(request.getfixturevalue("pretrained_run"),
                                                            request.getfixturevalue("glue_dir"), task=task),
                  f"runs_dir={tmp_path / 'runs'}", *(extra if group in ("trick", "budget") else [])]
+        benchmark = task.split("/")[0]
+        if benchmark in ("clue", "fewclue"):  # their tasks read data=<benchmark>'s folder
+            extra = [o for o in extra if not o.startswith("data.glue_dir=")] + [
+                f"data={benchmark}", f"data.{benchmark}_dir={request.getfixturevalue('clue_dirs')[benchmark]}"]
         if option == "multilabel/jsonl":
             for split in ("train", "dev"):
                 rows = [{"text": f"sentence {i}", "labels": ["a"] if i % 2 else ["a", "b"]} for i in range(20)]

@@ -59,7 +59,7 @@ def test_plm_trains_exports_and_resumes_exactly(small, tmp_path, monkeypatch):
 
 
 def test_an_xlnet_run_fine_tunes_and_refuses_what_it_is_not(small, glue_dir, tmp_path, cache_dir):
-    from nlpx.recipes.eval_glue import eval_glue
+    from nlpx.recipes.eval_benchmark import eval_glue
 
     pretrained = Path(run(small(*PLM))["run_dir"])
     report = eval_glue([f"model.pretrained={pretrained}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path / 'glue'}",

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nlpx.config import compose
-from nlpx.recipes.eval_glue import eval_glue
+from nlpx.recipes.eval_benchmark import eval_glue
 from nlpx.recipes.train import train
 from tests.conftest import cli, finetune_overrides
 

@@ -12,11 +12,13 @@ def test_groups_are_the_documented_ones():
                                "roformer", "xlnet"]
     assert groups["objective"] == ["angle", "angle_latest", "classify", "clm", "esimcse", "mlm", "mlm_nsp", "plm",
                                    "rtd", "simbert", "simcse", "sop", "span", "unilm"]
-    assert groups["data"] == ["glue", "pairs", "synthetic", "text", "triples"]
-    assert groups["task"] == [f"glue/{t}" for t in sorted(
-        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
+    assert groups["data"] == ["clue", "fewclue", "glue", "pairs", "synthetic", "text", "triples"]
+    assert groups["task"] == [f"clue/{t}" for t in sorted(
+        ["afqmc", "tnews", "iflytek", "cmnli", "ocnli", "cluewsc2020", "csl"])] + [f"fewclue/{t}" for t in sorted(
+        ["eprstmt", "bustm", "ocnli", "csldcp", "tnews", "iflytek", "csl", "cluewsc", "chid"])] + [
+        f"glue/{t}" for t in sorted(["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
         ["multilabel/jsonl", "multilabel/synthetic"]  # not the _default files
-    assert groups["eval"] == ["glue", "mlm", "sts"]
+    assert groups["eval"] == ["clue", "fewclue", "glue", "mlm", "sts"]
     assert groups["trainer"] == ["cpu", "ddp", "gpu"]
     assert groups["logger"] == ["csv", "none", "wandb"]
     assert groups["trick"] == ["asl", "awp", "llrd", "lora", "multi_dropout", "rdrop", "sift"]

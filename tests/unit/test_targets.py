@@ -29,6 +29,8 @@ TARGETS = {
     ("logger", "csv"): "nlpx.run.loggers.csv_logger",
     ("logger", "none"): "nlpx.run.loggers.no_logger",
     ("logger", "wandb"): "nlpx.run.loggers.wandb_logger",
+    ("data", "clue"): "nlpx.finetune.clue_data.ClueData",
+    ("data", "fewclue"): "nlpx.finetune.clue_data.FewClueData",
     ("data", "glue"): "nlpx.finetune.data.GlueData",
     ("data", "pairs"): "nlpx.embeddings.data.ScoredPairs",
     ("data", "synthetic"): "nlpx.data.corpora.SyntheticCorpus",
@@ -37,6 +39,10 @@ TARGETS = {
 }
 TASK_TARGETS = {f"glue/{t}": "nlpx.finetune.data.load_glue_task"
                 for t in ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli")}
+TASK_TARGETS.update({f"clue/{t}": "nlpx.finetune.clue_data.load_clue_task"
+                     for t in ("afqmc", "tnews", "iflytek", "cmnli", "ocnli", "cluewsc2020", "csl")})
+TASK_TARGETS.update({f"fewclue/{t}": "nlpx.finetune.clue_data.load_fewclue_task"
+                     for t in ("eprstmt", "bustm", "ocnli", "csldcp", "tnews", "iflytek", "csl", "cluewsc", "chid")})
 TASK_TARGETS.update({"multilabel/jsonl": "nlpx.finetune.multilabel.load_jsonl",
                      "multilabel/synthetic": "nlpx.finetune.multilabel.load_synthetic"})
 
@@ -57,7 +63,7 @@ def test_every_trick_logger_and_data_option_names_its_code():
 
     assert all(issubclass(get_class(t), Trick) for (g, _), t in TARGETS.items() if g == "trick")
     kinds = {o: get_class(t).kind for (g, o), t in TARGETS.items() if g == "data"}
-    assert kinds == {"glue": "glue", "pairs": "pairs", "synthetic": "sentences", "text": "sentences",
+    assert kinds == {"clue": "clue", "fewclue": "fewclue", "glue": "glue", "pairs": "pairs", "synthetic": "sentences", "text": "sentences",
                      "triples": "triples"}
 
 
