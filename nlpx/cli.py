@@ -92,7 +92,8 @@ app.add_typer(eval_app, name="eval")
         "metrics; writes results.{json,csv,md}, dev predictions and submission.zip under "
         "runs/glue/<run_id>/.\n\nExample: nlpx eval glue model.pretrained=runs/default/<run> "
         "eval.tasks=[cola,sst2] eval.seeds=[0,1,2] data.glue_dir=PATH optim.lr=3e-5\n\n"
-        "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>"))
+        "Resume an interrupted evaluation: nlpx eval glue resume=runs/glue/<run_id>\n\n"
+        "Zero-shot, no training: eval.mode=zeroshot_nsp | zeroshot_mlm (prompts; docs/clue.md)"))
 def eval_glue(overrides: Optional[List[str]] = Overrides):
     _run_command("nlpx.recipes.eval_benchmark.eval_glue", "nlpx.eval.glue_report.print_table", overrides)
 
@@ -102,7 +103,8 @@ def eval_glue(overrides: Optional[List[str]] = Overrides):
         "results.{json,csv,md}, dev predictions and submission.zip (<task>_predict.json files) under "
         "runs/clue/<run_id>/. Tasks without a training split are listed as such.\n\nExample: nlpx eval clue "
         "model.pretrained=runs/default/<run> eval.tasks=[cluewsc2020] data.clue_dir=PATH\n\n"
-        "Resume an interrupted evaluation: nlpx eval clue resume=runs/clue/<run_id>"))
+        "Resume an interrupted evaluation: nlpx eval clue resume=runs/clue/<run_id>\n\n"
+        "Zero-shot, no training: eval.mode=zeroshot_nsp | zeroshot_mlm (prompts; docs/clue.md)"))
 def eval_clue(overrides: Optional[List[str]] = Overrides):
     _run_command("nlpx.recipes.eval_benchmark.eval_clue", "nlpx.eval.glue_report.print_table", overrides)
 
@@ -112,7 +114,8 @@ def eval_clue(overrides: Optional[List[str]] = Overrides):
         "dev_few_all accuracy, report test_public accuracy; several seeds; writes results.{json,csv,md} "
         "and submission.zip under runs/fewclue/<run_id>/.\n\nExample: nlpx eval fewclue "
         "model.pretrained=runs/default/<run> eval.tasks=[eprstmt,tnews] data.fewclue_dir=PATH\n\n"
-        "Resume an interrupted evaluation: nlpx eval fewclue resume=runs/fewclue/<run_id>"))
+        "Resume an interrupted evaluation: nlpx eval fewclue resume=runs/fewclue/<run_id>\n\n"
+        "Zero-shot, no training: eval.mode=zeroshot_nsp | zeroshot_mlm (prompts; docs/clue.md)"))
 def eval_fewclue(overrides: Optional[List[str]] = Overrides):
     _run_command("nlpx.recipes.eval_benchmark.eval_fewclue", "nlpx.eval.glue_report.print_table", overrides)
 

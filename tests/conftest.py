@@ -86,6 +86,22 @@ def glue_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def clue(tmp_path_factory) -> Path:
+    """CLUE in the official layout with ../shared/data's tasks: afqmc, ocnli (no train), cluewsc2020."""
+    from tests.clue_fixture import write_clue
+
+    return write_clue(tmp_path_factory.mktemp("clue"))
+
+
+@pytest.fixture(scope="session")
+def fewclue(tmp_path_factory) -> Path:
+    """FewCLUE in the official layout with ../shared/data's seven tasks."""
+    from tests.clue_fixture import write_fewclue
+
+    return write_fewclue(tmp_path_factory.mktemp("fewclue"))
+
+
+@pytest.fixture(scope="session")
 def pretrained_run(tmp_path_factory, cache_dir) -> Path:
     """An nlpx pretraining run directory (tiny BERT, 2 steps) to fine-tune from."""
     from nlpx.config import compose

@@ -62,8 +62,10 @@ def test_list_dry_run_and_smoke_end_to_end(tmp_path, cache_dir, glue_dir, caplog
     assert [line for line in listed.stdout.splitlines() if not line.startswith(" ")] == \
         ["attention", "embeddings", "es_nes_gdes", "mask_ratio", "mask_replace", "nsp_vs_nonsp", "plm_vs_mlm", "tricks"]
     # one GLUE task a cell (a later override wins over the spec's three): the stage is the same code
+    # (2 pretraining steps and 16 MRPC examples a cell: the stages and the report are the same code)
     args = ["ablate", "mask_ratio", "--size", "smoke", f"runs_dir={tmp_path}", f"glue:data.glue_dir={glue_dir}",
-            "glue:eval.tasks=[mrpc]"]
+            "glue:eval.tasks=[mrpc]", "budget.max_steps=2", "trainer.val_check_interval=2",
+            "glue:task.max_train_examples=16"]
     dry = cli(*args, "--dry-run", cache_dir=cache_dir)
     assert dry.returncode == 0, dry.stderr
     assert "3 arms x 3 seeds = 9 cells" in dry.stdout and not (tmp_path / "ablate").exists()

@@ -16,16 +16,6 @@ from tests.conftest import cli
 QUICK = ["logger=none", "task.batch_size=8", "budget.max_epochs=1", "trainer.log_every_n_steps=100"]
 
 
-@pytest.fixture(scope="module")
-def clue(tmp_path_factory):
-    return write_clue(tmp_path_factory.mktemp("clue"))
-
-
-@pytest.fixture(scope="module")
-def fewclue(tmp_path_factory):
-    return write_fewclue(tmp_path_factory.mktemp("fewclue"))
-
-
 def jsonl(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -173,3 +163,25 @@ def test_zero_shot_bad_input_is_exit_2_with_nothing_written(nsp_run, pretrained_
               "logger=none", *[e for e in extra if e != "PRETRAINED"], cache_dir=cache_dir)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (tmp_path / "fewclue").exists()
+
+
+def test_every_benchmark_task_option_reads_its_data(pretrained_run, tmp_path):
+    """Every task=clue/* and task=fewclue/* option composes and reads its fixture data (the
+    fine-tuning itself is one code path, trained above through eval clue and eval fewclue)."""
+    from nlpx.config import compose, group_options
+    from nlpx.data.tokenizer import load_tokenizer
+    from nlpx.recipes.finetune import load_task_data
+    from tests.clue_fixture import write_every_task
+
+    dirs = {"clue": write_clue(tmp_path / "clue"), "fewclue": write_fewclue(tmp_path / "fewclue")}
+    write_every_task(dirs["clue"], dirs["fewclue"])
+    tokenizer = load_tokenizer(f"{pretrained_run}/hf", key="model.pretrained")
+    options = [o for o in group_options()["task"] if o.startswith(("clue/", "fewclue/"))]
+    assert len(options) == 16
+    for option in options:
+        bench, name = option.split("/")
+        cfg = compose(["objective=classify", f"task={option}", f"data={bench}", f"data.{bench}_dir={dirs[bench]}",
+                       f"model.pretrained={pretrained_run}"])
+        data = load_task_data(cfg, tokenizer)
+        assert data.spec.name == name and data.train.examples and data.dev[0].examples and data.test, option
+        assert int(cfg.budget.max_epochs) == (10 if bench == "fewclue" or name == "cluewsc2020" else 3), option

@@ -9,18 +9,7 @@ import pytest
 from nlpx.errors import UserError
 from nlpx.eval.benchmarks import get_benchmark, majority_score
 from nlpx.eval.clue_tasks import TASKS, get_task, mark_wsc, read_split
-from tests.clue_fixture import write_clue, write_fewclue
 from tests.conftest import data_dir
-
-
-@pytest.fixture(scope="module")
-def clue(tmp_path_factory):
-    return write_clue(tmp_path_factory.mktemp("clue"))
-
-
-@pytest.fixture(scope="module")
-def fewclue(tmp_path_factory):
-    return write_fewclue(tmp_path_factory.mktemp("fewclue"))
 
 
 def test_the_tables_name_every_task_in_order():
