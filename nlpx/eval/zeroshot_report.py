@@ -21,7 +21,7 @@ def _prompt(row: dict) -> str:
     mode = row.get("mode")
     template = p["nsp"] if mode == "zeroshot_nsp" else p["mlm"]
     words = f"; words {' / '.join(p['words'][:4])}{' ...' if len(p['words']) > 4 else ''}" if p["words"] else ""
-    return (template or "built in (docs/evaluation.md)") + words
+    return (template or "built in (docs/clue.md)") + words
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:

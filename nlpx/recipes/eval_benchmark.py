@@ -100,6 +100,9 @@ def eval_benchmark(name: str, overrides: list[str]) -> dict:
     if ev.mode != "finetune":
         from nlpx.recipes.eval_zeroshot import eval_zeroshot
 
+        if resume_dir is not None:
+            raise UserError(f"resume={resume_dir}: a zero-shot evaluation trains nothing and has nothing to "
+                            f"resume; run it again (nlpx eval {bench.name} eval.mode={ev.mode} ...)")
         return eval_zeroshot(bench, cfg, overrides)
     from nlpx.recipes.eval_zeroshot import FINETUNE_UNREAD
 

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 from sklearn.metrics import accuracy_score
 
+from nlpx.errors import UserError
 from nlpx.eval.clue_tasks import get_task, read_split
 from nlpx.recipes.eval_benchmark import eval_clue, eval_fewclue
 from tests.clue_fixture import write_clue, write_fewclue
@@ -142,6 +143,8 @@ def test_zero_shot_scores_the_reported_split_without_training(nsp_run, fewclue, 
     assert not list(run.rglob("hf")) and not list(run.rglob("*.ckpt"))  # nothing trained
     md = (run / "results.md").read_text()
     assert f"FewCLUE test_public zero-shot ({mode})" in md and "这次买的东西很" in md
+    with pytest.raises(UserError, match="a zero-shot evaluation trains nothing and has nothing to resume"):
+        eval_fewclue([f"resume={run}"])
     glue = eval_glue([f"model.pretrained={nsp_run}", f"data.glue_dir={glue_dir}", f"runs_dir={tmp_path}",
                       "logger=none", f"eval.mode={mode}"])
     assert [r["task"] for r in glue["tasks"] if r["status"] == "ok"] == ["sst2", "mrpc"]  # the tasks with prompts
