@@ -190,9 +190,7 @@ def read_split(task: ClueTask, data_dir, split: str) -> ReadSplit:
         if task.is_choice:
             examples.append(_choice(task, obj, where, guid, label, index))
         else:
-            text_a, text_b = _texts(task, obj, where)
-            parts = (wsc_parts(_string(obj, task.input["text"], where), obj.get(task.input["target"]), where)
-                     if task.kind == "wsc" else None)
+            text_a, text_b, parts = _texts(task, obj, where)
             examples.append(Example(guid, text_a, text_b, label, index, parts))
     if not examples:
         raise UserError(f"{path}: {task.benchmark} {task.name} {split} has no rows")
@@ -219,14 +217,16 @@ def _string(obj: dict, key: str, where: str, join: str | None = None) -> str:
     return value
 
 
-def _texts(task: ClueTask, obj: dict, where: str) -> tuple[str, str | None]:
+def _texts(task: ClueTask, obj: dict, where: str) -> tuple[str, str | None, dict | None]:
+    """text_a, text_b and, for CLUEWSC, the row's checked spans (Example.parts)."""
     spec = task.input
     if task.kind == "single":
-        return _string(obj, spec["text_a"], where), None
+        return _string(obj, spec["text_a"], where), None, None
     if task.kind == "pair":
         join = spec.get("join")
-        return _string(obj, spec["text_a"], where, join), _string(obj, spec["text_b"], where, join)
-    return mark_wsc(_string(obj, spec["text"], where), obj.get(spec["target"]), where), None
+        return _string(obj, spec["text_a"], where, join), _string(obj, spec["text_b"], where, join), None
+    parts = wsc_parts(_string(obj, spec["text"], where), obj.get(spec["target"]), where)
+    return _marked(parts), None, parts
 
 
 def wsc_parts(text: str, target, where: str) -> dict:
@@ -253,7 +253,11 @@ def wsc_parts(text: str, target, where: str) -> dict:
 def mark_wsc(text: str, target, where: str) -> str:
     """CLUEWSC's input as CLUE's baselines build it: the noun phrase (span1) between underscores,
     the pronoun (span2) between brackets, inside the text: "_伤口_ ... 把[它们]剔除"."""
-    p = wsc_parts(text, target, where)
+    return _marked(wsc_parts(text, target, where))
+
+
+def _marked(p: dict) -> str:
+    text = p["text"]
     spans = [(p["span1_index"], p["span1_index"] + len(p["span1"]), "_", "_"),
              (p["span2_index"], p["span2_index"] + len(p["span2"]), "[", "]")]
     out = text
