@@ -147,7 +147,9 @@ def eval_benchmark(name: str, overrides: list[str]) -> dict:
             key = json.dumps([OmegaConf.to_container(task_cfg.task, resolve=True),
                               OmegaConf.to_container(task_cfg.data, resolve=True)], sort_keys=True, default=str)
             if key not in loaded:
-                loaded[key] = load_task_data(task_cfg, tokenizer, with_test=bool(ev.predict_test))
+                # FewCLUE reports its labelled test split: read whether or not submission files are wanted
+                loaded[key] = load_task_data(task_cfg, tokenizer,
+                                             with_test=bool(ev.predict_test) or bench.reported == "test")
             data.setdefault(t, {})[config_name(config)] = loaded[key]
         first = next(iter(data[t].values()))
         if bench.reported == "test" and not first.test:

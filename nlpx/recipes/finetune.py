@@ -103,15 +103,18 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
     for split in data.dev:
         data.spec.write_dev(run_dir / "predictions" / "dev", split, module.kept_dev_predictions[split.name])
     test_files, test_metrics = {}, {}
-    if predict_test and data.test:
+    # a labelled test set (FewCLUE's test_public, the reported split) is scored whatever predict_test
+    # says; predict_test is about the benchmark-server files
+    if data.test and (predict_test or any(s.score_as is not None for s in data.test)):
         outputs = trainer.predict(module, dataloaders=dm.predict_dataloader())
         if len(data.test) == 1:
             outputs = [outputs]
         for split, out in zip(data.test, outputs):
             preds = in_row_order(out, len(split.examples))
-            path = data.spec.write_test(run_dir / "predictions" / "test", split, preds)
-            test_files[path.name] = str(path)
-            if split.score_as is not None:  # a labelled test set (FewCLUE's test_public) is scored too
+            if predict_test:
+                path = data.spec.write_test(run_dir / "predictions" / "test", split, preds)
+                test_files[path.name] = str(path)
+            if split.score_as is not None:
                 test_metrics[split.name] = data.spec.split_metrics(split.score_as, preds, split.encoded.labels)
     parameters = {id(p): (p.numel(), p.requires_grad) for p in model.parameters()}
     tricks.save(model, run_dir)

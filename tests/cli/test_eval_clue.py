@@ -80,6 +80,18 @@ def test_eval_fewclue_reports_test_public_with_the_epoch_kept_on_dev(pretrained_
     assert "FewCLUE test_public results" in (run / "results.md").read_text()
 
 
+def test_fewclue_without_submission_files_still_reports_test_public(pretrained_run, fewclue, tmp_path):
+    report = eval_fewclue([f"model.pretrained={pretrained_run}/hf", f"data.fewclue_dir={fewclue}",
+                           f"runs_dir={tmp_path}", "eval.seeds=[0]", "eval.tasks=[eprstmt]", "eval.predict_test=false",
+                           *QUICK])
+    run = tmp_path / "fewclue" / report["run_dir"].rsplit("/", 1)[1]
+    result = json.loads((run / "eprstmt" / "seed0" / "result.json").read_text())
+    row = report["tasks"][0]
+    assert result["test_predictions"] == {} and not (run / "eprstmt" / "seed0" / "predictions" / "test").exists()
+    assert row["score"]["mean"] == result["test_metrics"]["test"]["acc"] and row["dev_score"]["mean"] == result["score"]
+    assert report["submission"] is None and not (run / "submission.zip").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["data=glue"], "data=glue: `nlpx eval clue` sets data itself"),
     (["eval.tasks=[sst2]"], "unknown CLUE task 'sst2'"),
