@@ -18,6 +18,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 REPO = Path(__file__).resolve().parents[1]
 NLPX = [sys.executable, "-m", "nlpx.cli"]
 
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` (a minute or more of training) run first. pytest-xdist's worksteal
+    scheduler hands each worker a contiguous slice of this list and lets an idle worker take from
+    the end of another's: a long test left late in the list would run alone while the other worker
+    waits, and lengthen the suite by its own duration."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: order kept otherwise
+
+
 # a small synthetic corpus and a tiny model: a 2-step run takes a second or two
 SMALL = ["model.size=tiny", "data.num_docs=200", "data.vocab_size=600", "data.seq_len=64",
          "data.batch_size=8", "logger=none", "trainer.log_every_n_steps=1"]
