@@ -20,7 +20,7 @@ NLPX = [sys.executable, "-m", "nlpx.cli"]
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `slow` (a minute or more of training) run first. pytest-xdist's worksteal
+    """Tests marked `slow` (20 s or more of one core) run first. pytest-xdist's worksteal
     scheduler hands each worker a contiguous slice of this list and lets an idle worker take from
     the end of another's: a long test left late in the list would run alone while the other worker
     waits, and lengthen the suite by its own duration."""

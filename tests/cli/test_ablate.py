@@ -9,6 +9,7 @@ import math
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nlpx.ablate import command, runner
@@ -56,6 +57,7 @@ def test_cells_run_resume_and_record_failures(tmp_path, cache_dir, monkeypatch):
     assert runs_made == sorted(f"seed{c.seed}-{c.key}" for c in cells[:2])  # no duplicate cell
 
 
+@pytest.mark.slow
 def test_list_dry_run_and_smoke_end_to_end(tmp_path, cache_dir, glue_dir, caplog):
     listed = cli("ablate", "--list", cache_dir=cache_dir)
     assert listed.returncode == 0
@@ -153,6 +155,7 @@ def test_a_failed_stage_starts_again_with_the_current_settings(tmp_path, monkeyp
     assert calls == [(True, [f"resume={run_dir}"])]
 
 
+@pytest.mark.slow
 def test_ddp_pretraining_inside_a_cell_runs_as_its_own_process(tmp_path, cache_dir, monkeypatch):
     """Lightning re-runs the fitting process's command line for rank 1: that must be the stage's
     `nlpx train`, not `nlpx ablate` (which would plan and launch every cell again). The cell's

@@ -29,6 +29,7 @@ def only_run(runs: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_a_signal_saves_says_where_and_the_resume_equals_an_uninterrupted_run(cache_dir, tmp_path):
     steps = 50  # the signal comes at step 5: 45 steps (about 4 s; longer on a loaded machine) for it to arrive while training
     full = cli(*train_args(tmp_path / "a", steps), cache_dir=cache_dir)

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(DATA is None or not (DATA / "corpus" / "gutenber
                                 reason="real corpus not found: set NLPX_DATA to the shared data folder")
 
 
+@pytest.mark.slow
 def test_mlm_nsp_on_gutenberg_books_learns(cache_dir, tmp_path):
     books = DATA / "corpus" / "gutenberg"
     overrides = ["model=bert", "objective=mlm_nsp", "data=text", f"data.paths=[{books}]",

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.skipif(DATA is None or not (DATA / "corpus" / "gutenber
 # GDES, DeBERTa-v3's mode, on real text; what sets ES and NES apart from it (which parameters the
 # discriminator's loss reaches, the generator's own table) tests/unit/test_rtd.py checks exactly,
 # and every sharing mode trains in tests/cli (a real-text run of each is a minute of the suite)
+@pytest.mark.slow
 def test_rtd_on_gutenberg_books_learns(cache_dir, tmp_path):
     mode = "gdes"
     books = DATA / "corpus" / "gutenberg"
