@@ -144,3 +144,20 @@ def test_a_task_without_prompts_is_a_user_error():
     bare = task("single", ("a", "b"), None, text_a="s")
     with pytest.raises(UserError, match="task t has no zero-shot prompts"):
         P.prompts_of(bare, "eval.mode=zeroshot_nsp")
+
+
+@pytest.mark.parametrize("family", ["bert", "big_bird"])
+def test_the_nsp_only_forward_gives_the_full_models_nsp_logits(family):
+    from transformers import AutoConfig, AutoModelForPreTraining
+
+    from nlpx.eval.zeroshot import NSPOnly
+
+    config = AutoConfig.for_model(family, vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=32, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = AutoModelForPreTraining.from_config(config).eval()
+    inputs = {"input_ids": torch.randint(5, 50, (3, 12)), "attention_mask": torch.ones(3, 12, dtype=torch.long),
+              "token_type_ids": torch.tensor([[0] * 6 + [1] * 6] * 3)}
+    inputs["attention_mask"][0, 9:] = 0
+    with torch.no_grad():
+        assert torch.equal(NSPOnly(model)(**inputs).seq_relationship_logits, model(**inputs).seq_relationship_logits)
