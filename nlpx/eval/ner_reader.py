@@ -15,10 +15,11 @@ A malformed line is a UserError naming the file and line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlpx.data.files import text_lines
+from nlpx.data.jsonl import json_objects
 from nlpx.errors import UserError
 
 
@@ -27,6 +28,10 @@ class Sentence:
     tokens: tuple[str, ...]
     spans: tuple[tuple[str, int, int], ...] | None  # (type, first, last) inclusive; None: unlabelled
     line: int  # where it starts in its file (1-based), for messages
+
+
+def _in_order(spans) -> tuple:
+    return tuple(sorted(spans, key=lambda s: (s[1], s[2], s[0])))
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:
@@ -73,8 +78,7 @@ def flat(spans) -> tuple[tuple, tuple]:
         else:
             kept.append(span)
             used |= cover
-    order = lambda s: (s[1], s[2], s[0])  # noqa: E731
-    return tuple(sorted(kept, key=order)), tuple(sorted(dropped, key=order))
+    return _in_order(kept), _in_order(dropped)
 
 
 def read_conll(path: str | Path, *, tag_column: int = -1, scheme: str = "iob1") -> list[Sentence]:
@@ -91,51 +95,42 @@ def read_conll(path: str | Path, *, tag_column: int = -1, scheme: str = "iob1") 
         tokens.clear()
         tags.clear()
 
-    with open(path, encoding="utf-8") as f:
-        for n, raw in enumerate(f, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or line.startswith("-DOCSTART-"):
-                close()
-                continue
-            cols = line.split()
-            try:
-                tag = cols[tag_column]
-            except IndexError:
-                raise UserError(f"{path}:{n}: {len(cols)} columns, no tag column {tag_column}") from None
-            if tag != "O" and (tag[:2] not in ("B-", "I-") or len(tag) < 3):
-                raise UserError(f"{path}:{n}: tag '{tag}' (valid: O, B-TYPE, I-TYPE)")
-            if not tokens:
-                start = n
-            tokens.append(cols[0])
-            tags.append(tag)
+    for n, line in enumerate(text_lines(path), 1):
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            close()
+            continue
+        cols = line.split()
+        try:
+            tag = cols[tag_column]
+        except IndexError:
+            raise UserError(f"{path}:{n}: {len(cols)} columns, no tag column {tag_column}") from None
+        if tag != "O" and (tag[:2] not in ("B-", "I-") or len(tag) < 3):
+            raise UserError(f"{path}:{n}: tag '{tag}' (valid: O, B-TYPE, I-TYPE)")
+        if not tokens:
+            start = n
+        tokens.append(cols[0])
+        tags.append(tag)
     close()
     return sentences
 
 
 def read_span_json(path: str | Path) -> list[Sentence]:
     """The rows of a CLUENER-style span JSON lines file, one token per character."""
-    path = Path(path)
     out = []
-    with open(path, encoding="utf-8") as f:
-        # split on "\n" only: a text may hold U+2028, which str.splitlines would also split on
-        for n, line in enumerate(f.read().split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text = row["text"]
-            except (ValueError, KeyError, TypeError):
-                raise UserError(f"{path}:{n}: not a JSON object with a 'text' field") from None
-            if "label" not in row:
-                out.append(Sentence(tuple(text), None, n))
-                continue
-            spans = []
-            for kind, mentions in (row["label"] or {}).items():
-                for mention, places in mentions.items():
-                    for first, last in places:
-                        if not (0 <= first <= last < len(text)) or text[first:last + 1] != mention:
-                            raise UserError(f"{path}:{n}: {kind} '{mention}' at [{first}, {last}] is not that "
-                                            f"text ('{text[first:last + 1]}')")
-                        spans.append((kind, first, last))
-            out.append(Sentence(tuple(text), tuple(sorted(spans, key=lambda s: (s[1], s[2], s[0]))), n))
+    for n, row in json_objects(Path(path), "a 'text' field (and 'label' where labelled)"):
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise UserError(f"{path}:{n}: no 'text' string")
+        if "label" not in row:
+            out.append(Sentence(tuple(text), None, n))
+            continue
+        spans = []
+        for kind, mentions in (row["label"] or {}).items():
+            for mention, places in mentions.items():
+                for first, last in places:
+                    if not (0 <= first <= last < len(text)) or text[first:last + 1] != mention:
+                        raise UserError(f"{path}:{n}: {kind} '{mention}' at [{first}, {last}] is not that "
+                                        f"text ('{text[first:last + 1]}')")
+                    spans.append((kind, first, last))
+        out.append(Sentence(tuple(text), _in_order(spans), n))
     return out
