@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# the batch keys a model's forward takes (the rest: labels, rows, word_index are the objective's)
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
 
 @dataclass
 class Encoded:

@@ -34,6 +34,11 @@ def _in_order(spans) -> tuple:
     return tuple(sorted(spans, key=lambda s: (s[1], s[2], s[0])))
 
 
+def bio_tags(types) -> tuple[str, ...]:
+    """O, then B-/I- of each type: the tag ids of the softmax and CRF heads."""
+    return ("O",) + tuple(f"{p}-{t}" for t in types for p in ("B", "I"))
+
+
 def iob1_to_iob2(tags: list[str]) -> list[str]:
     """IOB1 -> IOB2: an I-X that starts an entity (after O, after another type, or first) becomes B-X."""
     out = []

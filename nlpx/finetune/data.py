@@ -168,8 +168,11 @@ class _Rows(torch.utils.data.Dataset):
 
 class FinetuneDataModule(L.LightningDataModule):
     def __init__(self, data: TaskData, tokenizer, *, batch_size: int, eval_batch_size: int, seed: int,
-                 num_workers: int = 0):
+                 num_workers: int = 0, collate=None):
+        """collate: (encoded split, pad id, left=) -> collate_fn, the objective's own batches (a
+        tagger's); None: Batches, or ChoiceBatches for multiple choice."""
         super().__init__()
+        self.collate = collate
         self.data, self.pad_id, self.left = data, tokenizer.pad_token_id, tokenizer.padding_side == "left"
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.num_workers = seed, num_workers
@@ -177,9 +180,10 @@ class FinetuneDataModule(L.LightningDataModule):
     def _loader(self, split: Split, *, shuffle: bool) -> DataLoader:
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle)
+        collate = self.collate or (ChoiceBatches if isinstance(split.encoded, ChoiceEncoded) else Batches)
         return DataLoader(_Rows(len(split.encoded)), batch_sampler=sampler,
-                          collate_fn=(ChoiceBatches if isinstance(split.encoded, ChoiceEncoded) else Batches)(
-                              split.encoded, self.pad_id, left=self.left), **worker_kwargs(self.num_workers))
+                          collate_fn=collate(split.encoded, self.pad_id, left=self.left),
+                          **worker_kwargs(self.num_workers))
 
     def train_batches_per_epoch(self) -> int:
         return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed))

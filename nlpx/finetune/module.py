@@ -104,7 +104,7 @@ class FinetuneModule(RunModule):
         logits = self.objective.logits(self.model, batch)
         loss = self.objective.loss(logits, batch["labels"]) * len(logits)
         self._val.setdefault(dataloader_idx, []).append(
-            (batch["rows"].cpu(), self.objective.predictions(logits).cpu(), float(loss)))
+            (batch["rows"].cpu(), _on_cpu(self.objective.predictions(logits, batch)), float(loss)))
 
     def on_validation_epoch_end(self):
         self.val_seconds += time.perf_counter() - self._val_started
@@ -143,7 +143,7 @@ class FinetuneModule(RunModule):
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0):
         logits = self.objective.logits(self.model, batch)
-        return batch["rows"].cpu(), self.objective.predictions(logits).cpu()
+        return batch["rows"].cpu(), _on_cpu(self.objective.predictions(logits, batch))
 
     def restore_kept(self) -> None:
         if self.kept_state is not None:
@@ -154,8 +154,14 @@ class FinetuneModule(RunModule):
         return OptimizerSettings.from_cfg(self.cfg.optim)
 
     def param_groups(self, settings: OptimizerSettings) -> list[dict]:
-        return (self.tricks.param_groups(self.model, settings.lr, settings.weight_decay)
-                or super().param_groups(settings))
+        groups = (self.tricks.param_groups(self.model, settings.lr, settings.weight_decay)
+                  or super().param_groups(settings))
+        # parameters the objective trains at a rate of their own (a CRF's transitions), no decay
+        for params, lr in (self.objective.param_groups() if self.objective is not None else []):
+            own = {id(p) for p in params}
+            groups = [{**g, "params": [p for p in g["params"] if id(p) not in own]} for g in groups]
+            groups.append({"params": list(params), "lr": lr, "weight_decay": 0.0})
+        return [g for g in groups if g["params"]]
 
     def scheduler(self, optimizer):
         from transformers import get_linear_schedule_with_warmup
@@ -168,10 +174,19 @@ def _finite(x: float) -> float:
     return x if math.isfinite(x) else -math.inf
 
 
+def _on_cpu(predictions):
+    return predictions.cpu() if isinstance(predictions, torch.Tensor) else predictions
+
+
 def in_row_order(outputs: list, n: int) -> np.ndarray:
-    """Per-batch (rows, predictions) from length-sorted batches -> one array in file order."""
+    """Per-batch (rows, predictions) from length-sorted batches -> one array in file order.
+    Predictions are tensors, or lists of one object per row (a tagger's entity spans)."""
     rows = torch.cat([o[0] for o in outputs]).numpy()
-    preds = torch.cat([o[1] for o in outputs]).numpy()
+    if isinstance(outputs[0][1], torch.Tensor):
+        preds = torch.cat([o[1] for o in outputs]).numpy()
+    else:
+        preds = np.empty(len(rows), dtype=object)
+        preds[:] = [p for o in outputs for p in o[1]]
     if len(rows) != n or len(np.unique(rows)) != n:
         raise RuntimeError(f"evaluation covered {len(np.unique(rows))} of {n} examples")
     out = np.empty_like(preds)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+from nlpx.data.encode import MODEL_INPUTS
+from nlpx.errors import UserError
 
 
 class SequenceClassification(nn.Module):
@@ -43,7 +44,29 @@ class SequenceClassification(nn.Module):
         logits = self.logits(model, batch)
         return {"loss": self.loss(logits, batch["labels"]), "_logits": logits}
 
-    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+    @classmethod
+    def for_task(cls, cfg, data) -> SequenceClassification:
+        if getattr(data.spec, "tagging", False):
+            raise UserError(f"task={data.spec.name} is a tagging task: fine-tune it with objective=tag "
+                            "(or nlpx eval ner)")
+        return cls(cfg, data.num_labels, multilabel=bool(getattr(data.spec, "multilabel", False)))
+
+    def build_model(self, path, spec, *, new_head: bool = False):
+        """(model, tokenizer): the checkpoint's family with its own classification head."""
+        from nlpx.finetune.model import load_classifier
+
+        return load_classifier(path, spec, new_head=new_head)
+
+    def trick_info(self) -> dict:
+        """What the tricks are told about the task (nlpx.tricks.base.TaskInfo, less the model type)."""
+        return {"num_labels": self.num_labels, "multilabel": self.multilabel}
+
+    def param_groups(self) -> list:
+        return []  # every parameter at optim.lr
+
+    collate = None  # the data module's own batches
+
+    def predictions(self, logits: torch.Tensor, batch=None) -> torch.Tensor:
         """Class ids, scores for regression, per-label probabilities for multi-label."""
         if self.multilabel:
             return torch.sigmoid(logits.float())

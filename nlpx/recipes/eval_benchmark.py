@@ -53,18 +53,18 @@ def glue_overrides(overrides: list[str]) -> list[str]:
     return benchmark_overrides(get_benchmark("glue"), overrides)
 
 
-def _resumed(bench: Benchmark, overrides: list[str]) -> tuple[list[str], Path | None]:
-    """resume=RUN_DIR: the eval's own first command line, with the same run id."""
+def resumed_overrides(command: str, overrides: list[str]) -> tuple[list[str], Path | None]:
+    """resume=RUN_DIR: the eval's own first command line, with the same run id (command: glue, ner, ...)."""
     resume = [o for o in overrides if o.startswith("resume=")]
     if not resume:
         return overrides, None
     if len(overrides) > 1:
-        raise UserError(f"resume: `nlpx eval {bench.name} resume=RUN_DIR` takes no other overrides "
+        raise UserError(f"resume: `nlpx eval {command} resume=RUN_DIR` takes no other overrides "
                         "(the run's own settings are reused)")
     run_dir = Path(resume[0].split("=", 1)[1])
     history = run_dir / "overrides.yaml"
     if not (run_dir / "config.yaml").is_file() or not history.is_file():
-        raise UserError(f"{resume[0]}: not an nlpx eval {bench.name} run directory (no config.yaml)")
+        raise UserError(f"{resume[0]}: not an nlpx eval {command} run directory (no config.yaml)")
     first = [str(o) for o in OmegaConf.to_container(OmegaConf.load(history))[0]]
     first = [o for o in first if not o.startswith(("run_id=", "runs_dir=", "experiment="))]
     return first + [f"run_id={run_dir.name}", f"runs_dir={run_dir.parent.parent}",
@@ -91,7 +91,7 @@ def eval_benchmark(name: str, overrides: list[str]) -> dict:
 
     bench = get_benchmark(name)
     quiet_libraries()
-    overrides, resume_dir = _resumed(bench, list(overrides))
+    overrides, resume_dir = resumed_overrides(bench.name, list(overrides))
     refuse_unread(overrides, FINETUNING_UNREAD, f"nlpx eval {bench.name}")
     user = benchmark_overrides(bench, overrides)
     # task.* keys exist once a task is chosen: they are checked in each task's config below
@@ -188,7 +188,7 @@ def eval_benchmark(name: str, overrides: list[str]) -> dict:
                     if from_mnli and t in FROM_MNLI:
                         start = _unit_home(run_dir, "mnli", winners["mnli"], space) / f"seed{seed}" / "hf"
                     results.setdefault(t, {}).setdefault(name, []).append(
-                        _unit(task_cfg, data[t][name], t, seed, home / f"seed{seed}", model_path, start=start,
+                        unit(task_cfg, data[t][name], t, seed, home / f"seed{seed}", model_path, start=start,
                               export=from_mnli and t == "mnli"))
             winners[t], _ = pick(results[t])
         search = {"space": space, "from": space_from, "fine_tunings": n_units} if space else None
@@ -204,7 +204,7 @@ def _unit_home(run_dir: Path, task: str, name: str, space: dict) -> Path:
     return run_dir / task / name if space else run_dir / task
 
 
-def _unit(cfg, data, task: str, seed: int, unit_dir: Path, model_path: Path, *, start: Path | None,
+def unit(cfg, data, task: str, seed: int, unit_dir: Path, model_path: Path, *, start: Path | None,
           export: bool) -> dict:
     from nlpx.recipes.finetune import finetune
     from nlpx.run.loggers import JsonlLogger

@@ -24,7 +24,7 @@ def check_finetune_config(cfg) -> None:
         options = sorted(group_options()["task"], key=lambda o: not o.startswith("glue/"))  # GLUE's first
         short = [o.rpartition("/")[2] for o in options]
         shown = [s if short.count(s) == 1 else o for o, s in zip(options, short)]  # task=sst2 means glue/sst2
-        raise UserError(f"objective=classify needs a task: task=NAME (valid: {', '.join(shown)})")
+        raise UserError(f"objective={cfg.objective.name} needs a task: task=NAME (valid: {', '.join(shown)})")
     if cfg.task.select not in SELECT:
         raise UserError(f"task.select={cfg.task.select}: unknown (valid: {', '.join(SELECT)})")
     check_epoch_budget(cfg.budget, "fine-tuning")
@@ -37,15 +37,33 @@ def check_finetune_config(cfg) -> None:
                         "resume=RUN_DIR` skips the task x seed runs that finished")
 
 
+def objective_for(cfg, data):
+    """The objective objective._target_ names, set up for this task (its labels or entity types)."""
+    from hydra.utils import get_class
+
+    return get_class(str(cfg.objective._target_)).for_task(cfg.objective, data)
+
+
+def objective_unread(cfg) -> dict[str, str]:
+    """objective.* keys the chosen objective settings do not read (a tagger's other heads' keys)."""
+    from hydra.utils import get_class
+
+    unread = getattr(get_class(str(cfg.objective._target_)), "unread_keys", None)
+    return unread(cfg.objective) if unread else {}
+
+
+def task_info(objective, model_type: str):
+    from nlpx.tricks.base import TaskInfo
+
+    return TaskInfo(model_type, **objective.trick_info())
+
+
 def check_tricks(cfg, model_path: Path, data) -> None:
     """The tricks' task / family conflicts, before any output exists (exit 2)."""
     from nlpx.pretrained import checkpoint_config
-    from nlpx.tricks.base import TaskInfo
     from nlpx.tricks.stack import TrickStack
 
-    model_type = checkpoint_config(model_path).model_type
-    TrickStack.build(cfg.get("trick"), TaskInfo(model_type, data.num_labels,
-                                                bool(getattr(data.spec, "multilabel", False))))
+    TrickStack.build(cfg.get("trick"), task_info(objective_for(cfg, data), checkpoint_config(model_path).model_type))
 
 
 def load_task_data(cfg, tokenizer, *, with_test: bool = True):
@@ -63,25 +81,20 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
     import torch
 
     from nlpx.finetune.data import FinetuneDataModule
-    from nlpx.finetune.model import load_classifier
     from nlpx.finetune.module import FinetuneModule, in_row_order
-    from nlpx.objectives.classify import SequenceClassification
     from nlpx.run.export import export_hf
     from nlpx.run.trainer import build_finetune_trainer
-    from nlpx.tricks.base import TaskInfo
     from nlpx.tricks.stack import TrickStack
 
     t, seed, run_dir = cfg.task, int(cfg.seed), run.run_dir
     torch.manual_seed(seed)  # the new head's initialisation is a function of the seed
-    model, tokenizer = load_classifier(model_path, data.spec, new_head=new_head)
-    multilabel = bool(getattr(data.spec, "multilabel", False))
-    tricks = TrickStack.build(cfg.get("trick"), TaskInfo(model.config.model_type, data.num_labels, multilabel),
-                              strict=strict_tricks)
+    objective = objective_for(cfg, data)
+    model, tokenizer = objective.build_model(model_path, data.spec, new_head=new_head)
+    tricks = TrickStack.build(cfg.get("trick"), task_info(objective, model.config.model_type), strict=strict_tricks)
     model = tricks.prepare_model(model)
-    objective = SequenceClassification(cfg.objective, data.num_labels, multilabel=multilabel)
     dm = FinetuneDataModule(data, tokenizer, batch_size=int(t.batch_size),
                             eval_batch_size=int(t.eval_batch_size), seed=seed,
-                            num_workers=int(cfg.data.num_workers))
+                            num_workers=int(cfg.data.num_workers), collate=objective.collate)
     accumulate = int(cfg.trainer.accumulate_grad_batches)
     steps_per_epoch = math.ceil(dm.train_batches_per_epoch() / accumulate)
     budget = cfg.budget
@@ -150,6 +163,7 @@ def finetune_run(cfg, overrides: list[str]) -> dict:
 
     quiet_libraries()
     refuse_unread(overrides, FINETUNING_UNREAD, "fine-tuning")
+    refuse_unread(overrides, objective_unread(cfg), "fine-tuning")
     check_finetune_config(cfg)
     path = checkpoint_path(cfg)
     data = load_task_data(cfg, load_tokenizer(path, key="model.pretrained"))

@@ -26,8 +26,10 @@ import torch
 @dataclass(frozen=True)
 class TaskInfo:
     model_type: str  # transformers' config.model_type
-    num_labels: int  # 1: regression
+    num_labels: int  # 1: regression; tag or entity-type outputs per token for a tagger
     multilabel: bool = False
+    tagging: bool = False  # per-token outputs (objective=tag): a head's own loss and spans
+    divergence: object = None  # (p, q, labels, reduction) -> R-Drop's term where the objective has its own
 
     @property
     def regression(self) -> bool:
@@ -95,7 +97,7 @@ class Step:
     parts: dict = field(default_factory=dict)  # loss terms to log, name -> value
 
     def forward(self) -> torch.Tensor:
-        from nlpx.objectives.classify import MODEL_INPUTS
+        from nlpx.data.encode import MODEL_INPUTS
 
         self.forwards += 1
         return self.model(**{k: self.batch[k] for k in MODEL_INPUTS if k in self.batch}).logits

@@ -1,7 +1,8 @@
 """R-Drop (Liang et al. 2021): a second forward pass with its own dropout masks;
 loss = 1/2 (task(pass 1) + task(pass 2)) + alpha * 1/2 (KL(p1||p2) + KL(p2||p1)), the KL summed
 over the batch (reduction=sum, the paper's code) or averaged (mean). With dropout off the two
-passes are equal and the KL term is 0."""
+passes are equal and the KL term is 0. A tagger has its own divergence (TaskInfo.divergence,
+nlpx.objectives.tag): the per-token KL of the tag softmax, or GlobalPointer's Bernoulli form."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ class RDrop(Trick):
 
     def extend_loss(self, step, loss, logits):
         second = step.forward()
-        kl = rdrop_kl(logits, second, self.task, str(self.cfg.reduction))
+        reduction = str(self.cfg.reduction)
+        kl = (self.task.divergence(logits, second, step.batch["labels"], reduction) if self.task.divergence
+              else rdrop_kl(logits, second, self.task, reduction))
         self.last_kl = float(kl.detach())
         step.parts["rdrop_kl"] = self.last_kl
         return 0.5 * (loss + step.loss(second)) + float(self.cfg.alpha) * kl

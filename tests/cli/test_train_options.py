@@ -49,6 +49,15 @@ def clue_dirs(tmp_path_factory):
     clue, fewclue = write_clue(root / "clue"), write_fewclue(root / "fewclue")
     write_every_task(clue, fewclue)
     return {"clue": clue, "fewclue": fewclue}
+# tagging: objective=tag and the ner/ tasks, on the fixture's files (tests/ner_fixture.py)
+TAGGING = {("objective", "tag")} | {("task", o) for o in group_options()["task"] if o.startswith("ner/")}
+
+
+@pytest.fixture(scope="module")
+def ner_dir(tmp_path_factory):
+    from tests.ner_fixture import write_ner
+
+    return write_ner(tmp_path_factory.mktemp("ner"))
 # sentence-embedding objectives and their data: each trains the tiny pretrained run
 EMBEDDING = {("objective", "simcse"): ["data=synthetic", "data.num_docs=60"],
              ("objective", "esimcse"): ["data=synthetic", "data.num_docs=60"],
@@ -82,7 +91,7 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
     if group == "logger":
         extra = [f"logger={option}"]
     extra += DECODER_PAIRS.get((group, option), [])
-    finetuning = (group, option) in FINETUNING or group in ("task", "trick")
+    finetuning = (group, option) in FINETUNING or group in ("task", "trick") or (group, option) in TAGGING
     embedding = (group, option) in EMBEDDING
     if embedding:
         glue = request.getfixturevalue("glue_dir")
@@ -110,6 +119,13 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
                 extra.append(f"task.{split}={tmp_path / f'{split}.jsonl'}")
         if option == "multilabel/synthetic":
             extra += ["task.train_size=64", "task.dev_size=16"]
+        if (group, option) in TAGGING:  # the tagging tasks' files, exported (the encoder and the head)
+            task = option if group == "task" else "ner/conll"
+            suffix = "json" if task in ("ner/cluener", "ner/span_json") else "txt"
+            ner = request.getfixturevalue("ner_dir")
+            extra = [o for o in extra if not o.startswith(("objective=", "task=", "data.glue_dir="))] + [
+                "objective=tag", f"task={task}", "task.export=true",
+                *[f"task.{s}={ner}/{s}.{suffix}" for s in ("train", "dev", "test")]]
         summary = run(extra)
     else:
         summary = run(small(*extra))
@@ -121,6 +137,8 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
     if embedding:
         assert summary["sts"]["after"]["step"] == 2 and "val/stsb-dev_spearman" in summary["final"]
         return
+    if (group, option) in TAGGING:
+        assert {"tagging_head.pt", "tagging_head.json"} <= {p.name for p in (run_dir / "hf").iterdir()}
     if finetuning:
         assert summary["final"]["val/score"] == summary["score"]
         assert (run_dir / "predictions" / "dev").is_dir()

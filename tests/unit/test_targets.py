@@ -45,6 +45,8 @@ TASK_TARGETS.update({f"fewclue/{t}": "nlpx.finetune.clue_data.load_fewclue_task"
                      for t in ("eprstmt", "bustm", "ocnli", "csldcp", "tnews", "iflytek", "csl", "cluewsc", "chid")})
 TASK_TARGETS.update({"multilabel/jsonl": "nlpx.finetune.multilabel.load_jsonl",
                      "multilabel/synthetic": "nlpx.finetune.multilabel.load_synthetic"})
+TASK_TARGETS.update({f"ner/{t}": "nlpx.finetune.tagging_data.load_conll" for t in ("conll", "conll2003")})
+TASK_TARGETS.update({f"ner/{t}": "nlpx.finetune.tagging_data.load_span_json" for t in ("span_json", "cluener")})
 
 
 def test_every_trick_logger_and_data_option_names_its_code():
