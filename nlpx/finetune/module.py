@@ -113,11 +113,11 @@ class FinetuneModule(RunModule):
         predictions, per_split, loss_sum, n = {}, {}, 0.0, 0
         spec = self.data.spec
         for idx, split in enumerate(self.data.dev):
-            preds = in_row_order(self._val.get(idx, []), len(split.examples))
+            preds = in_row_order(self._val.get(idx, []), len(split.encoded))
             predictions[split.name] = preds
             per_split[split.score_as] = spec.split_metrics(split.score_as, preds, split.encoded.labels)
             loss_sum += sum(x[2] for x in self._val.get(idx, []))
-            n += len(split.examples)
+            n += len(split.encoded)
         metrics = spec.join_metrics(per_split)
         score = spec.score(metrics)
         record = {"epoch": round(self.trainer.global_step / self.steps_per_epoch, 3),

@@ -272,7 +272,7 @@ class TokenTagging(nn.Module):
 
     def trick_info(self) -> dict:
         """What the tricks are told about the task (nlpx.tricks.base.TaskInfo, less the model type)."""
-        return {"num_labels": self.num_outputs, "tagging": True, "divergence": self.divergence}
+        return {"num_labels": self.num_outputs, "token_level": True, "divergence": self.divergence}
 
 
 def _init_like_transformers(module: nn.Module, std: float) -> None:

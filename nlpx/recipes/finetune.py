@@ -123,7 +123,7 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
         if len(data.test) == 1:
             outputs = [outputs]
         for split, out in zip(data.test, outputs):
-            preds = in_row_order(out, len(split.examples))
+            preds = in_row_order(out, len(split.encoded))
             if predict_test:
                 path = data.spec.write_test(run_dir / "predictions" / "test", split, preds)
                 test_files[path.name] = str(path)

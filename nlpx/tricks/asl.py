@@ -91,8 +91,8 @@ class ASL(Trick):
         self.gamma_neg = float(cfg.gamma_neg)
 
     def problem(self) -> str | None:
-        if self.task.tagging:
-            return "token tagging (objective=tag) has its head's own loss (softmax, CRF or GlobalPointer)"
+        if self.task.token_level:
+            return "a token-level objective (objective=tag, qa) has a loss of its own (CRF, GlobalPointer, pointers)"
         if self.task.regression:
             return "a regression task (one score, no labels) has nothing for ASL to weigh"
         return None

@@ -28,7 +28,7 @@ class TaskInfo:
     model_type: str  # transformers' config.model_type
     num_labels: int  # 1: regression; tag or entity-type outputs per token for a tagger
     multilabel: bool = False
-    tagging: bool = False  # per-token outputs (objective=tag): a head's own loss and spans
+    token_level: bool = False  # outputs per token (objective=tag, qa): the objective's own loss and decoding
     divergence: object = None  # (p, q, labels, reduction) -> R-Drop's term where the objective has its own
 
     @property

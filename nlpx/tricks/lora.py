@@ -152,8 +152,8 @@ class LoRA(Trick):
         self.counts: tuple[int, int] | None = None
 
     def problem(self):
-        if self.task.tagging:
-            return "its adapters and saved head are set up for transformers' sequence classifiers, not a tagger"
+        if self.task.token_level:
+            return "its adapters and saved head are set up for sequence classifiers, not a token-level objective (objective=tag, qa)"
         if self.task.model_type not in TARGETS and not self.cfg.get("target_modules"):
             return f"no default LoRA targets for model type {self.task.model_type}; set {KEY}"
         return None

@@ -85,8 +85,8 @@ class MultiDropout(Trick):
         self._own_p: float | None = None
 
     def problem(self) -> str | None:
-        if self.task.tagging:
-            return "it replaces a sequence classifier's output layer; a tagger (objective=tag) has its own head"
+        if self.task.token_level:
+            return "it replaces a sequence classifier's output layer; a token-level objective (objective=tag, qa) has its own"
         if self.task.model_type not in HEADS:
             return f"no known output layer for model type {self.task.model_type}"
         return None

@@ -48,8 +48,8 @@ class SiFT(Trick):
         self.model = None
 
     def problem(self):
-        if self.task.tagging:
-            return "its divergence is over one output per example; a tagger (objective=tag) has one per token"
+        if self.task.token_level:
+            return "its divergence is over one output per example; a token-level objective (objective=tag, qa) has one per token"
         if self.task.model_type in NO_EMBEDDING_NORM:
             return f"{NO_EMBEDDING_NORM[self.task.model_type]} has no layer-normalised word embeddings to perturb"
         return None

@@ -24,7 +24,7 @@ def test_help_lists_groups_and_options(cache_dir):
         out = nlpx(*args, cache_dir=cache_dir)
         assert out.returncode == 0
         text = " ".join(out.stdout.split())  # the help wraps long option lists
-        assert "objective: angle, angle_latest, classify, clm, esimcse, mlm, mlm_nsp, plm, rtd, simbert, simcse, sop, span, tag, unilm" in text
+        assert "objective: angle, angle_latest, classify, clm, esimcse, mlm, mlm_nsp, plm, qa, rtd, simbert, simcse, sop, span, tag, unilm" in text
         assert "model: albert, bert, bigbird, deberta, electra, gau, gpt2, longformer, roberta, roformer, xlnet" in text
         assert "task: clue/afqmc, clue/cluewsc2020" in text and "glue/cola, glue/mnli" in text
         if args == ["--help"]:
@@ -40,7 +40,7 @@ def test_unknown_option_exits_2_naming_valid_options(cache_dir):
     out = nlpx("train", "objective=nspx", cache_dir=cache_dir)
     assert out.returncode == 2
     assert out.stderr.strip() == ("nlpx: error: objective=nspx: unknown option for group 'objective' "
-                                  "(valid: angle, angle_latest, classify, clm, esimcse, mlm, mlm_nsp, plm, rtd, simbert, simcse, sop, span, tag, unilm)")
+                                  "(valid: angle, angle_latest, classify, clm, esimcse, mlm, mlm_nsp, plm, qa, rtd, simbert, simcse, sop, span, tag, unilm)")
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -71,7 +71,7 @@ def test_eval_ner_on_span_json_with_global_pointer_and_rdrop(pretrained_run, ner
      "objective.head_size=32: not read by nlpx eval ner: a setting of another objective.head than softmax"),
     (["objective.head=bilstm"], "objective.head=bilstm: unknown (valid: softmax, crf, global_pointer)"),
     (["objective=classify"], "objective=classify: `nlpx eval ner` sets objective itself"),
-    (["trick=[asl]"], "trick=asl: cannot apply to this run: token tagging (objective=tag) has its head's own loss"),
+    (["trick=[asl]"], "trick=asl: cannot apply to this run: a token-level objective (objective=tag, qa) has a loss of its own"),
 ])
 def test_bad_eval_ner_input_is_one_line_and_writes_nothing(pretrained_run, ner, tmp_path, extra, message):
     with pytest.raises(UserError, match="^" + message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):

@@ -49,8 +49,10 @@ def clue_dirs(tmp_path_factory):
     clue, fewclue = write_clue(root / "clue"), write_fewclue(root / "fewclue")
     write_every_task(clue, fewclue)
     return {"clue": clue, "fewclue": fewclue}
-# tagging: objective=tag and the ner/ tasks, on the fixture's files (tests/ner_fixture.py)
+# tagging and QA: objective=tag | qa and the ner/, qa/ tasks, on the fixtures' files
+# (tests/ner_fixture.py, tests/qa_fixture.py)
 TAGGING = {("objective", "tag")} | {("task", o) for o in group_options()["task"] if o.startswith("ner/")}
+QA = {("objective", "qa")} | {("task", o) for o in group_options()["task"] if o.startswith("qa/")}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,13 @@ def ner_dir(tmp_path_factory):
     from tests.ner_fixture import write_ner
 
     return write_ner(tmp_path_factory.mktemp("ner"))
+
+
+@pytest.fixture(scope="module")
+def qa_dir(tmp_path_factory):
+    from tests.qa_fixture import write_qa
+
+    return write_qa(tmp_path_factory.mktemp("qa"))
 # sentence-embedding objectives and their data: each trains the tiny pretrained run
 EMBEDDING = {("objective", "simcse"): ["data=synthetic", "data.num_docs=60"],
              ("objective", "esimcse"): ["data=synthetic", "data.num_docs=60"],
@@ -91,7 +100,7 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
     if group == "logger":
         extra = [f"logger={option}"]
     extra += DECODER_PAIRS.get((group, option), [])
-    finetuning = (group, option) in FINETUNING or group in ("task", "trick") or (group, option) in TAGGING
+    finetuning = (group, option) in FINETUNING or group in ("task", "trick") or (group, option) in TAGGING | QA
     embedding = (group, option) in EMBEDDING
     if embedding:
         glue = request.getfixturevalue("glue_dir")
@@ -126,6 +135,11 @@ def test_every_option_trains_two_steps(group, option, small, tmp_path, request):
             extra = [o for o in extra if not o.startswith(("objective=", "task=", "data.glue_dir="))] + [
                 "objective=tag", f"task={task}", "task.export=true",
                 *[f"task.{s}={ner}/{s}.{suffix}" for s in ("train", "dev", "test")]]
+        if (group, option) in QA:  # the QA fixture's files in SQuAD's layout, exported
+            qa = request.getfixturevalue("qa_dir")
+            extra = [o for o in extra if not o.startswith(("objective=", "task=", "data.glue_dir="))] + [
+                "objective=qa", f"task={option if group == 'task' else 'qa/squad'}", "task.export=true",
+                "task.max_length=64", "task.doc_stride=32", *[f"task.{s}={qa}/{s}.json" for s in ("train", "dev")]]
         summary = run(extra)
     else:
         summary = run(small(*extra))

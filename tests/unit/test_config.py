@@ -11,15 +11,15 @@ def test_groups_are_the_documented_ones():
     assert groups["model"] == ["albert", "bert", "bigbird", "deberta", "electra", "gau", "gpt2", "longformer", "roberta",
                                "roformer", "xlnet"]
     assert groups["objective"] == ["angle", "angle_latest", "classify", "clm", "esimcse", "mlm", "mlm_nsp", "plm",
-                                   "rtd", "simbert", "simcse", "sop", "span", "tag", "unilm"]
+                                   "qa", "rtd", "simbert", "simcse", "sop", "span", "tag", "unilm"]
     assert groups["data"] == ["clue", "fewclue", "glue", "pairs", "synthetic", "text", "triples"]
     assert groups["task"] == [f"clue/{t}" for t in sorted(
         ["afqmc", "tnews", "iflytek", "cmnli", "ocnli", "cluewsc2020", "csl"])] + [f"fewclue/{t}" for t in sorted(
         ["eprstmt", "bustm", "ocnli", "csldcp", "tnews", "iflytek", "csl", "cluewsc", "chid"])] + [
         f"glue/{t}" for t in sorted(["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])] + \
         ["multilabel/jsonl", "multilabel/synthetic", "ner/cluener", "ner/conll", "ner/conll2003",
-         "ner/span_json"]  # not the _default files
-    assert groups["eval"] == ["clue", "fewclue", "glue", "mlm", "ner", "sts"]
+         "ner/span_json", "qa/cmrc2018", "qa/squad"]  # not the _default files
+    assert groups["eval"] == ["clue", "fewclue", "glue", "mlm", "ner", "qa", "sts"]
     assert groups["trainer"] == ["cpu", "ddp", "gpu"]
     assert groups["logger"] == ["csv", "none", "wandb"]
     assert groups["trick"] == ["asl", "awp", "llrd", "lora", "multi_dropout", "rdrop", "sift"]
@@ -117,7 +117,7 @@ def test_unknown_option_names_the_valid_ones():
     with pytest.raises(UserError) as e:
         compose(["objective=mlmx"])
     assert str(e.value) == ("objective=mlmx: unknown option for group 'objective' (valid: angle, angle_latest, "
-                            "classify, clm, esimcse, mlm, mlm_nsp, plm, rtd, simbert, simcse, sop, span, tag, unilm)")
+                            "classify, clm, esimcse, mlm, mlm_nsp, plm, qa, rtd, simbert, simcse, sop, span, tag, unilm)")
 
 
 def test_unknown_key_names_the_valid_keys():

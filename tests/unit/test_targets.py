@@ -47,6 +47,7 @@ TASK_TARGETS.update({"multilabel/jsonl": "nlpx.finetune.multilabel.load_jsonl",
                      "multilabel/synthetic": "nlpx.finetune.multilabel.load_synthetic"})
 TASK_TARGETS.update({f"ner/{t}": "nlpx.finetune.tagging_data.load_conll" for t in ("conll", "conll2003")})
 TASK_TARGETS.update({f"ner/{t}": "nlpx.finetune.tagging_data.load_span_json" for t in ("span_json", "cluener")})
+TASK_TARGETS.update({f"qa/{t}": "nlpx.finetune.qa_data.load_squad" for t in ("squad", "cmrc2018")})
 
 
 def test_every_trick_logger_and_data_option_names_its_code():
