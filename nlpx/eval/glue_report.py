@@ -105,7 +105,8 @@ def protocol_lines(settings: dict, bench=None) -> list[str]:
     return lines
 
 
-def _pm(agg: dict) -> str:
+def plus_minus(agg: dict) -> str:
+    """mean ± std x100, one decimal (nan where the mean is not finite)."""
     if not math.isfinite(agg["mean"]):
         return "nan"
     std = f" ± {100 * agg['std']:.1f}" if math.isfinite(agg.get("std", math.nan)) else ""
@@ -124,10 +125,10 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         if r["status"] != "ok":
             rows.append([name, STATUS_TEXT[r["status"]], "", "", "", "", ""] + [""] * searched)
             continue
-        metrics = " / ".join(f"{METRIC_NAMES[m]} {_pm(a)}" for m, a in r["metrics"].items())
+        metrics = " / ".join(f"{METRIC_NAMES[m]} {plus_minus(a)}" for m, a in r["metrics"].items())
         majority = r.get("majority")
         mark = " †" if at_most_majority(r["score"], majority) else ""
-        rows.append([name, metrics, _pm(r["score"]) + mark, f"{100 * r['score']['median']:.1f}",
+        rows.append([name, metrics, plus_minus(r["score"]) + mark, f"{100 * r['score']['median']:.1f}",
                      f"{100 * majority['score']:.1f}" if majority else "",
                      str(len(r["seeds"])), ", ".join(f"{e:g}" for e in r["epochs"])]
                     + ([r["search"]["winner"]] if searched else []))
@@ -138,7 +139,7 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         median = g["score"]["median"]
         majority = g.get("majority")
         mark = " †" if at_most_majority(g["score"], majority) else ""
-        rows.append([f"{bench.title} score ({covers})", "", _pm(g["score"]) + mark,
+        rows.append([f"{bench.title} score ({covers})", "", plus_minus(g["score"]) + mark,
                      f"{100 * median:.1f}" if math.isfinite(median) else "",
                      f"{100 * majority['score']:.1f}" if majority else "", "", ""] + [""] * searched)
     return header, rows

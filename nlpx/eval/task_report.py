@@ -12,6 +12,7 @@ import io
 import math
 
 from nlpx.eval.glue_metrics import aggregate
+from nlpx.eval.glue_report import plus_minus
 
 TITLES = {"ner": "NER", "qa": "QA"}
 
@@ -56,24 +57,17 @@ def _protocol(command: str, split: str, cfg) -> list[str]:
             f"{', '.join(str(s) for s in cfg.eval.seeds)}; scores x100.", f"Metrics: {what}."]
 
 
-def _pm(agg: dict) -> str:
-    if not math.isfinite(agg["mean"]):
-        return "nan"
-    std = f" ± {100 * agg['std']:.1f}" if math.isfinite(agg.get("std", math.nan)) else ""
-    return f"{100 * agg['mean']:.1f}{std}"
-
-
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     main = report["main"]
     header = ["Task", "Split"] + [m for m in main] + ["Median " + main[-1], "Dev score", "Seeds", "Kept epoch"]
-    row = [report["task"], report["split"]] + [_pm(report["metrics"][m]) for m in main]
-    row += [f"{100 * report['metrics'][main[-1]]['median']:.1f}", _pm(report["dev_score"]),
+    row = [report["task"], report["split"]] + [plus_minus(report["metrics"][m]) for m in main]
+    row += [f"{100 * report['metrics'][main[-1]]['median']:.1f}", plus_minus(report["dev_score"]),
             str(len(report["per_seed"])), ", ".join(f"{p['epoch']:g}" for p in report["per_seed"])]
     return header, [row]
 
 
 def other_rows(report: dict) -> list[list[str]]:
-    return [[m, _pm(a)] for m, a in report["metrics"].items() if m not in report["main"]]
+    return [[m, plus_minus(a)] for m, a in report["metrics"].items() if m not in report["main"]]
 
 
 def to_markdown(report: dict) -> str:

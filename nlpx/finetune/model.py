@@ -37,7 +37,7 @@ def load_classifier(path: Path, spec, *, new_head: bool = False):
                         f"for fine-tuning (supported: {', '.join(FAMILIES.values())})")
     tokenizer = load_tokenizer(path, key="model.pretrained")
     if getattr(spec, "is_choice", False):
-        return _multiple_choice(path, config, tokenizer), tokenizer
+        return _multiple_choice(path, tokenizer), tokenizer
     labels = ["score"] if spec.is_regression else list(spec.labels)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(path), local_files_only=True, num_labels=len(labels),
@@ -58,18 +58,26 @@ def _check_vocabulary(path: Path, model, tokenizer) -> None:
                         f"model only {model.config.vocab_size} embeddings")
 
 
-def _multiple_choice(path: Path, config, tokenizer):
+def load_with_head(auto_class, path: Path, tokenizer, what: str, hint: str = ""):
+    """The checkpoint's family with transformers' head of `auto_class` (nlpx's attention scale
+    restored, the vocabulary checked), in training mode; a family without one is a UserError."""
+    from nlpx.models.attention_scale import restore
+    from nlpx.pretrained import checkpoint_config
+
+    try:
+        model = auto_class.from_pretrained(str(path), local_files_only=True)
+    except ValueError:
+        family = FAMILIES.get(checkpoint_config(path).model_type, checkpoint_config(path).model_type)
+        raise UserError(f"model.pretrained={path}: {family} has no {what} model in transformers{hint}") from None
+    restore(model)
+    _check_vocabulary(path, model, tokenizer)
+    return model.train()
+
+
+def _multiple_choice(path: Path, tokenizer):
     """The family's *ForMultipleChoice: one score per candidate from its pooled output, softmax over
     the candidates (ChID)."""
     from transformers import AutoModelForMultipleChoice
 
-    from nlpx.models.attention_scale import restore
-
-    try:
-        model = AutoModelForMultipleChoice.from_pretrained(str(path), local_files_only=True)
-    except ValueError:
-        raise UserError(f"model.pretrained={path}: {FAMILIES[config.model_type]} has no multiple-choice model in "
-                        "transformers; a multiple-choice task (chid) needs another family") from None
-    restore(model)
-    _check_vocabulary(path, model, tokenizer)
-    return model.train()
+    return load_with_head(AutoModelForMultipleChoice, path, tokenizer, "multiple-choice",
+                          "; a multiple-choice task (chid) needs another family")

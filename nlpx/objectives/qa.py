@@ -96,16 +96,10 @@ class QuestionAnswering(nn.Module):
         from transformers import AutoModelForQuestionAnswering
 
         from nlpx.data.tokenizer import load_tokenizer
-        from nlpx.models.attention_scale import restore
+        from nlpx.finetune.model import load_with_head
 
         tokenizer = load_tokenizer(path, key="model.pretrained")
-        try:
-            model = AutoModelForQuestionAnswering.from_pretrained(str(path), local_files_only=True)
-        except ValueError:
-            raise UserError(f"model.pretrained={path}: its family has no question-answering model in "
-                            "transformers") from None
-        restore(model)
-        return QAModel(model).train(), tokenizer
+        return QAModel(load_with_head(AutoModelForQuestionAnswering, path, tokenizer, "question-answering")), tokenizer
 
     def collate(self, encoded, pad_id: int, *, left: bool = False):
         from nlpx.finetune.qa_data import QABatches

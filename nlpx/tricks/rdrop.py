@@ -6,6 +6,8 @@ nlpx.objectives.tag): the per-token KL of the tag softmax, or GlobalPointer's Be
 
 from __future__ import annotations
 
+import logging
+
 from nlpx.tricks.base import Trick
 from nlpx.errors import UserError
 from nlpx.tricks.consistency import RDROP_REDUCTIONS, rdrop_kl
@@ -19,6 +21,11 @@ class RDrop(Trick):
         super().__init__(cfg, task)
         if cfg.reduction not in RDROP_REDUCTIONS:
             raise UserError(f"trick.rdrop.reduction={cfg.reduction}: unknown (valid: {', '.join(RDROP_REDUCTIONS)})")
+        if task.token_level and cfg.reduction == RDROP_REDUCTIONS[0]:
+            logging.getLogger("nlpx").warning(
+                "trick.rdrop.reduction=sum on a token-level task sums the KL over tokens and sentences, "
+                "hundreds of times the token-averaged loss at alpha %s (CoNLL-2003: F1 0); "
+                "trick.rdrop.reduction=mean averages it over sentences", cfg.alpha)
         self.last_kl: float | None = None
 
     def extend_loss(self, step, loss, logits):

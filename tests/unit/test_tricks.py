@@ -798,3 +798,39 @@ def test_extra_passes_run_in_order():
     stack.after_backward(step)
     assert list(step.parts) == ["task", "rdrop_kl", "sift", "awp_loss"]
     assert (step.forwards, step.backwards) == (1 + 1 + 2 + 1, 1 + 1 + 1)
+
+
+def test_llrd_finds_the_layers_of_a_tagger_and_of_a_qa_model():
+    from omegaconf import OmegaConf
+    from transformers import BertConfig, BertForQuestionAnswering, BertModel
+
+    from nlpx.objectives.qa import QAModel
+    from nlpx.objectives.tag import CRFHead, TokenTagger
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                        intermediate_size=32)
+    head = CRFHead(OmegaConf.create({"transition_lr": None}), 16, ("PER",))
+    tagger = TokenTagger(BertModel(config, add_pooling_layer=False), head, 0.1)
+    qa = QAModel(BertForQuestionAnswering(config))
+    lr, decay = 1e-3, 0.5
+    for model, encoder, heads in ((tagger, "encoder.encoder", ["head.crf.transitions", "head.classifier.weight"]),
+                                  (qa, "model.bert.encoder", ["model.qa_outputs.weight"])):
+        rates = LLRD(cfg_of("llrd", decay=decay), TaskInfo("bert", 2, token_level=True)).learning_rates(model, lr)
+        assert rates[f"{encoder}.layer.2.output.dense.weight"] == lr
+        assert rates[f"{encoder}.layer.0.output.dense.weight"] == pytest.approx(lr * decay ** 2)
+        embeddings = encoder.rsplit(".", 1)[0] + ".embeddings.word_embeddings.weight"
+        assert rates[embeddings] == pytest.approx(lr * decay ** 3)
+        assert all(rates[h] == lr for h in heads)
+
+
+def test_rdrop_warns_that_its_summed_kl_overwhelms_a_token_level_loss(caplog):
+    from nlpx.tricks.rdrop import RDrop
+
+    with caplog.at_level("WARNING", logger="nlpx"):
+        RDrop(cfg_of("rdrop", reduction="mean"), TaskInfo("bert", 9, token_level=True))
+        RDrop(cfg_of("rdrop", reduction="sum"), TaskInfo("bert", 2))
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="nlpx"):
+        RDrop(cfg_of("rdrop", reduction="sum"), TaskInfo("bert", 9, token_level=True))
+    assert "trick.rdrop.reduction=mean averages it over sentences" in caplog.text
+
