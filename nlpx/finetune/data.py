@@ -135,6 +135,20 @@ class Batches:
         return batch
 
 
+class PaddedInputs:
+    """What a token-level collate_fn (a tagger's, QA's) builds on: the padded model inputs of an
+    encoded split's rows, and how far padding on the left moves each row's positions."""
+
+    def __init__(self, encoded, pad_id: int, *, left: bool = False):
+        self.encoded, self.left = encoded, left
+        self.inputs = Batches(Encoded(encoded.input_ids, encoded.token_type_ids, None), pad_id, left=left)
+
+    def padded(self, rows: list[int]) -> tuple[dict, list[int]]:
+        batch = self.inputs(rows)
+        width = batch["input_ids"].shape[1]
+        return batch, [width - len(self.encoded.input_ids[r]) if self.left else 0 for r in rows]
+
+
 class ChoiceBatches(Batches):
     """collate_fn over a ChoiceEncoded split: (batch, candidates, width) tensors, what transformers'
     *ForMultipleChoice models take; each candidate padded to the batch's longest."""

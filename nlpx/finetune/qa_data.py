@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from nlpx.errors import UserError
+from nlpx.finetune.data import PaddedInputs
 from nlpx.eval.qa_reader import QAExample, answer_span, read_squad
 
 
@@ -129,23 +130,15 @@ def _token_span(offsets: np.ndarray, span: tuple[int, int] | None) -> tuple[int,
     return int(first), int(last)
 
 
-class QABatches:
+class QABatches(PaddedInputs):
     """collate_fn over a QAEncoded split: padded ids, `context` [B, T] (passage tokens) and the
     target positions as labels [B, 2]."""
 
-    def __init__(self, encoded: QAEncoded, pad_id: int, *, left: bool = False):
-        from nlpx.data.encode import Encoded
-        from nlpx.finetune.data import Batches
-
-        self.encoded, self.left = encoded, left
-        self.inputs = Batches(Encoded(encoded.input_ids, encoded.token_type_ids, None), pad_id, left=left)
-
     def __call__(self, rows: list[int]) -> dict:
         enc = self.encoded
-        batch = self.inputs(rows)
-        width = batch["input_ids"].shape[1]
-        context = torch.zeros((len(rows), width), dtype=torch.bool)
-        shift = torch.tensor([width - len(enc.input_ids[r]) if self.left else 0 for r in rows])
+        batch, shift = self.padded(rows)
+        shift = torch.tensor(shift)
+        context = torch.zeros((len(rows), batch["input_ids"].shape[1]), dtype=torch.bool)
         for i, r in enumerate(rows):
             at = torch.from_numpy(np.flatnonzero(enc.offsets[r][:, 0] >= 0)) + shift[i]
             context[i, at] = True

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nlpx.errors import UserError
+from nlpx.finetune.data import PaddedInputs
 from nlpx.eval.ner_metrics import entity_scores
 from nlpx.eval.ner_reader import Sentence, bio_tags, flat, read_conll, read_span_json, spans_to_tags
 
@@ -114,25 +115,20 @@ def encode_sentences(sentences: list[Sentence], tokenizer, types: tuple[str, ...
                          labels, truncated)
 
 
-class TaggedBatches:
+class TaggedBatches(PaddedInputs):
     """collate_fn over a TaggedEncoded split: padded ids, word_index [B, T] and the head's labels
     (spans=False: tag ids at first sub-tokens; spans=True: span labels [B, types, T, T])."""
 
     def __init__(self, encoded: TaggedEncoded, pad_id: int, *, left: bool = False, spans: bool = False,
                  num_types: int | None = None):
-        from nlpx.data.encode import Encoded
-        from nlpx.finetune.data import Batches
-
-        self.encoded, self.left, self.spans = encoded, left, spans
-        self.num_types = num_types
-        self.inputs = Batches(Encoded(encoded.input_ids, encoded.token_type_ids, None), pad_id, left=left)
+        super().__init__(encoded, pad_id, left=left)
+        self.spans, self.num_types = spans, num_types
 
     def __call__(self, rows: list[int]) -> dict:
         enc = self.encoded
-        batch = self.inputs(rows)
+        batch, shift = self.padded(rows)
         width = batch["input_ids"].shape[1]
         word_index = torch.full((len(rows), width), -1, dtype=torch.long)
-        shift = [width - len(enc.input_ids[r]) if self.left else 0 for r in rows]
         for i, r in enumerate(rows):
             word_index[i, torch.from_numpy(enc.starts[r] + shift[i])] = torch.from_numpy(enc.words[r])
         batch["word_index"] = word_index

@@ -23,7 +23,7 @@ from torch import nn
 
 from nlpx.errors import UserError
 from nlpx.objectives.crf import CRF
-from nlpx.eval.ner_reader import bio_tags
+from nlpx.eval.ner_reader import bio_tags, tags_to_spans
 from nlpx.objectives.global_pointer import IGNORE, GlobalPointer, bernoulli_divergence, decode, span_loss
 
 from nlpx.data.encode import MODEL_INPUTS
@@ -40,8 +40,6 @@ def token_divergence(p: torch.Tensor, q: torch.Tensor, labels: torch.Tensor, red
 
 def _word_spans(tag_ids: list[int], words: list[int], tags: tuple[str, ...], types: tuple[str, ...]) -> list:
     """Tag ids of the kept words (in order) -> (type id, first word, last word) by the CoNLL rule."""
-    from nlpx.eval.ner_reader import tags_to_spans
-
     index = {t: i for i, t in enumerate(types)}
     return [(index[kind], words[a], words[b]) for kind, a, b in tags_to_spans([tags[i] for i in tag_ids])]
 
