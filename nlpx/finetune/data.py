@@ -182,25 +182,28 @@ class _Rows(torch.utils.data.Dataset):
 
 class FinetuneDataModule(L.LightningDataModule):
     def __init__(self, data: TaskData, tokenizer, *, batch_size: int, eval_batch_size: int, seed: int,
-                 num_workers: int = 0, collate=None):
+                 num_workers: int = 0, collate=None, bucket_window: int = 50):
         """collate: (encoded split, pad id, left=) -> collate_fn, the objective's own batches (a
-        tagger's); None: Batches, or ChoiceBatches for multiple choice."""
+        tagger's); None: Batches, or ChoiceBatches for multiple choice. bucket_window: training
+        batches are length-sorted within runs of batch_size x this (1: plain shuffled batches)."""
         super().__init__()
         self.collate = collate
         self.data, self.pad_id, self.left = data, tokenizer.pad_token_id, tokenizer.padding_side == "left"
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.seed, self.num_workers = seed, num_workers
+        self.seed, self.num_workers, self.bucket_window = seed, num_workers, bucket_window
 
     def _loader(self, split: Split, *, shuffle: bool) -> DataLoader:
         size = self.batch_size if shuffle else self.eval_batch_size
-        sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle)
+        sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle,
+                                     window=self.bucket_window)
         collate = self.collate or (ChoiceBatches if isinstance(split.encoded, ChoiceEncoded) else Batches)
         return DataLoader(_Rows(len(split.encoded)), batch_sampler=sampler,
                           collate_fn=collate(split.encoded, self.pad_id, left=self.left),
                           **worker_kwargs(self.num_workers))
 
     def train_batches_per_epoch(self) -> int:
-        return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed))
+        return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed,
+                                      window=self.bucket_window))
 
     def train_dataloader(self):
         return self._loader(self.data.train, shuffle=True)

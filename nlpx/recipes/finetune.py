@@ -94,7 +94,8 @@ def finetune(cfg, data, *, model_path: Path, run: Run, new_head: bool = False,
     model = tricks.prepare_model(model)
     dm = FinetuneDataModule(data, tokenizer, batch_size=int(t.batch_size),
                             eval_batch_size=int(t.eval_batch_size), seed=seed,
-                            num_workers=int(cfg.data.num_workers), collate=objective.collate)
+                            num_workers=int(cfg.data.num_workers), collate=objective.collate,
+                            bucket_window=int(t.bucket_window))
     accumulate = int(cfg.trainer.accumulate_grad_batches)
     steps_per_epoch = math.ceil(dm.train_batches_per_epoch() / accumulate)
     budget = cfg.budget

@@ -183,6 +183,7 @@ CASES = {
     # ---- fine-tuning
     "classify without a checkpoint": (lambda f: ["train", "objective=classify", f"data.glue_dir={f.glue}", "task=sst2",
                                                  "logger=none", f"runs_dir={f.runs}"], "give model.pretrained=PATH"),
+    "bucket_window=0": (lambda f: f.classify("task.bucket_window=0"), "task.bucket_window=0: must be an integer >= 1"),
     "ASL on STS-B": (lambda f: f.classify("task=stsb", "trick=[asl]"),
                      "trick=asl: cannot apply to this run: a regression task"),
     # ---- nlpx eval glue

@@ -51,6 +51,23 @@ def test_eval_ner_reports_the_labelled_test_split_and_resumes(pretrained_run, ne
     assert [p["metrics"] for p in again["per_seed"]] == [p["metrics"] for p in report["per_seed"]]
 
 
+def test_task_bucket_window_sets_the_training_batches(pretrained_run, ner, tmp_path, monkeypatch):
+    """task.bucket_window reaches the training sampler (1: plain shuffled batches)."""
+    from nlpx.data import buckets
+
+    seen = []
+    real = buckets.bucketed_batches
+
+    def spy(lengths, batch_size, **kw):
+        seen.append((kw["shuffle"], kw["window"]))
+        return real(lengths, batch_size, **kw)
+
+    monkeypatch.setattr(buckets, "bucketed_batches", spy)
+    eval_ner([f"model.pretrained={pretrained_run}/hf", f"runs_dir={tmp_path}", "eval.seeds=[0]",
+              *files(ner, "conll"), *QUICK, "task.bucket_window=1"])
+    assert {w for shuffled, w in seen if shuffled} == {1} and any(not shuffled for shuffled, _ in seen)
+
+
 def test_eval_ner_on_span_json_with_global_pointer_and_rdrop(pretrained_run, ner, tmp_path):
     report = eval_ner([f"model.pretrained={pretrained_run}/hf", f"runs_dir={tmp_path}", "eval.seeds=[0]",
                        *files(ner, "span_json"), "objective.head=global_pointer", "trick=[rdrop]", *QUICK])

@@ -40,3 +40,16 @@ def test_sampler_length_matches_its_batches():
         assert len(s) == len(list(s))
         assert len(BucketBatchSampler(LENGTHS[:n], 32, seed=0, shuffle=False)) == len(
             list(BucketBatchSampler(LENGTHS[:n], 32, seed=0, shuffle=False)))
+
+
+def test_window_one_is_plain_shuffled_batches():
+    """window=1 (task.bucket_window=1): batch_size runs of one seeded permutation, HF Trainer's
+    sampler; lengths play no part, so the padding is that of random batches."""
+    for epoch in (0, 1):
+        batches = bucketed_batches(LENGTHS, 32, seed=1, epoch=epoch, window=1)
+        order = np.random.default_rng([1, epoch, 0xB0C]).permutation(len(LENGTHS))
+        runs = [order[i:i + 32] for i in range(0, len(order), 32)]
+        assert sorted(sorted(b.tolist()) for b in batches) == sorted(sorted(r.tolist()) for r in runs)
+        assert padding_fraction(LENGTHS, batches) == padding_fraction(LENGTHS, runs) > 0.4
+    s = BucketBatchSampler(LENGTHS, 32, seed=0, window=1)
+    assert len(s) == len(list(s)) == 32  # ceil(1003 / 32)
