@@ -148,3 +148,42 @@ def test_in_row_order_puts_list_predictions_back_in_file_order():
     out = in_row_order([(torch.tensor([2, 0]), [["c"], ["a"]]), (torch.tensor([1]), [["b"]])], 3)
     assert out.dtype == object and list(out) == [["a"], ["b"], ["c"]]
     assert np.array_equal(in_row_order([(torch.tensor([1, 0]), torch.tensor([5, 6]))], 2), [6, 5])
+
+
+def test_the_softmax_tagger_is_transformers_token_classifier(tokenizer):
+    """What benchmarks/ner_vs_hf.py compares: with the same weights, nlpx's softmax tagger gets the
+    inputs, first-sub-token labels, logits and loss of AutoModelForTokenClassification fed as
+    transformers' run_ner.py feeds it (is_split_into_words, label_all_tokens=False)."""
+    from transformers import AutoModelForTokenClassification
+
+    from nlpx.eval.ner_reader import bio_tags, spans_to_tags
+    from nlpx.objectives.tag import TokenTagging
+
+    path = str(minilm.get_model_path())
+    tags = bio_tags(TYPES)
+    torch.manual_seed(0)
+    hf = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(tags)).eval()
+    cfg = OmegaConf.create({"head": "softmax", "heads": {"softmax": "nlpx.objectives.tag.SoftmaxHead"}})
+    objective = TokenTagging(cfg, TYPES)
+    tagger, _ = objective.build_model(path, None)
+    tagger.head.classifier.load_state_dict(hf.classifier.state_dict())
+    tagger.eval()
+
+    batch = TaggedBatches(encode_sentences(sentences(), tokenizer, TYPES, max_length=32), tokenizer.pad_token_id)([0, 1])
+    words = [list(s.tokens) for s in sentences()]
+    enc = tokenizer(words, is_split_into_words=True, padding=True, return_tensors="pt")
+    labels = torch.full_like(enc["input_ids"], IGNORE)
+    for b, s in enumerate(sentences()):
+        gold, previous = spans_to_tags(len(s.tokens), s.spans), None
+        for t, w in enumerate(enc.word_ids(b)):
+            if w is not None and w != previous:
+                labels[b, t] = tags.index(gold[w])
+            previous = w
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        assert torch.equal(batch[key], enc[key]), key
+    assert torch.equal(batch["labels"], labels)
+    with torch.no_grad():
+        theirs = hf(**enc, labels=labels)
+        ours = objective.logits(tagger, batch)
+        assert torch.allclose(ours, theirs.logits, atol=1e-5)
+        assert objective.loss(ours, batch["labels"]).item() == pytest.approx(theirs.loss.item(), rel=1e-5)
