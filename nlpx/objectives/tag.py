@@ -25,17 +25,18 @@ from nlpx.errors import UserError
 from nlpx.objectives.crf import CRF
 from nlpx.eval.ner_reader import bio_tags, tags_to_spans
 from nlpx.objectives.global_pointer import IGNORE, GlobalPointer, bernoulli_divergence, decode, span_loss
+from nlpx.tricks.consistency import reduce_divergence
 
 from nlpx.data.encode import MODEL_INPUTS
 
 
 def token_divergence(p: torch.Tensor, q: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
     """R-Drop for tagging: per labelled token, 1/2 (KL(p||q) + KL(q||p)) of the tag softmax, summed
-    over the tokens of an example, then summed (reduction=sum) or averaged (mean) over the batch."""
+    over the tokens of an example, then summed (reduction=sum) or averaged (mean) over the batch;
+    token: averaged over the batch's labelled tokens."""
     lp, lq = F.log_softmax(p.float(), -1), F.log_softmax(q.float(), -1)
     per_token = 0.5 * ((lp.exp() * (lp - lq)).sum(-1) + (lq.exp() * (lq - lp)).sum(-1))
-    per_example = torch.where(labels != IGNORE, per_token, torch.zeros_like(per_token)).sum(1)
-    return per_example.sum() if reduction == "sum" else per_example.mean()
+    return reduce_divergence(per_token, labels != IGNORE, reduction)
 
 
 def _word_spans(tag_ids: list[int], words: list[int], tags: tuple[str, ...], types: tuple[str, ...]) -> list:

@@ -11,7 +11,21 @@ import torch.nn.functional as F
 
 from nlpx.tricks.base import TaskInfo
 
-RDROP_REDUCTIONS = ("sum", "mean")
+# sum: over the batch (the paper's code) | mean: over examples | token: over the positions a
+# token-level divergence counts (labelled tokens, valid spans; a QA window's start and end)
+RDROP_REDUCTIONS = ("sum", "mean", "token")
+
+
+def reduce_divergence(per_position: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
+    """A token-level divergence [B, ...] at the valid positions: summed over each example's
+    positions, then summed over the batch (sum), averaged over examples (mean), or averaged over
+    all valid positions of the batch (token: fairseq's per-token normalisation, which R-Drop's
+    translation code inherits, on the scale of a token-averaged loss)."""
+    kept = torch.where(valid, per_position, torch.zeros_like(per_position))
+    if reduction == "token":
+        return kept.sum() / valid.sum().clamp(min=1)
+    per_example = kept.flatten(1).sum(1)
+    return per_example.sum() if reduction == "sum" else per_example.mean()
 
 
 def _bernoulli_logprobs(logits: torch.Tensor) -> torch.Tensor:
@@ -30,8 +44,8 @@ def rdrop_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, task: TaskInfo, red
     independent of the batch size (B times weaker at the same alpha). Regression: the squared
     difference of the two scores, reduced the same way. Both directions carry gradients, as in
     the paper's code."""
-    if reduction not in RDROP_REDUCTIONS:
-        raise ValueError(f"reduction={reduction!r} (valid: {', '.join(RDROP_REDUCTIONS)})")
+    if reduction not in RDROP_REDUCTIONS[:2]:  # one prediction per example: no token form
+        raise ValueError(f"reduction={reduction!r} (valid: {', '.join(RDROP_REDUCTIONS[:2])})")
     if task.regression:
         per_example = (p_logits.float().squeeze(-1) - q_logits.float().squeeze(-1)) ** 2
     else:

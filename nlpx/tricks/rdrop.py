@@ -2,7 +2,8 @@
 loss = 1/2 (task(pass 1) + task(pass 2)) + alpha * 1/2 (KL(p1||p2) + KL(p2||p1)), the KL summed
 over the batch (reduction=sum, the paper's code) or averaged (mean). With dropout off the two
 passes are equal and the KL term is 0. A tagger has its own divergence (TaskInfo.divergence,
-nlpx.objectives.tag): the per-token KL of the tag softmax, or GlobalPointer's Bernoulli form."""
+nlpx.objectives.tag): the per-token KL of the tag softmax, or GlobalPointer's Bernoulli form;
+token-level tasks may also average it over their tokens (reduction=token)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ class RDrop(Trick):
         super().__init__(cfg, task)
         if cfg.reduction not in RDROP_REDUCTIONS:
             raise UserError(f"trick.rdrop.reduction={cfg.reduction}: unknown (valid: {', '.join(RDROP_REDUCTIONS)})")
-        if task.token_level and cfg.reduction == RDROP_REDUCTIONS[0]:
+        if cfg.reduction == "token" and not task.token_level:
+            raise UserError("trick.rdrop.reduction=token: averages the KL over tokens, for token-level tasks "
+                            "(objective=tag, qa); this task has one prediction per example (valid: sum, mean)")
+        if task.token_level and cfg.reduction == "sum":
             logging.getLogger("nlpx").warning(
                 "trick.rdrop.reduction=sum on a token-level task sums the KL over tokens and sentences, "
                 "hundreds of times the token-averaged loss at alpha %s (CoNLL-2003: F1 0); "
-                "trick.rdrop.reduction=mean averages it over sentences", cfg.alpha)
+                "trick.rdrop.reduction=token averages it over tokens, mean over sentences", cfg.alpha)
         self.last_kl: float | None = None
 
     def extend_loss(self, step, loss, logits):

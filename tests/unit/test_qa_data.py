@@ -109,6 +109,8 @@ def test_pointer_divergence_is_the_symmetric_kl_of_start_and_end_distributions()
     kl = sum(x * math.log(x / y) for x, y in zip(a, a[::-1]))
     assert pointer_divergence(p, q, None, "sum").item() == pytest.approx(kl, rel=1e-6)  # 1/2 (kl + kl), end: 0
     assert pointer_divergence(torch.cat([p, p]), torch.cat([q, p]), None, "mean").item() == pytest.approx(kl / 2)
+    # token: over the start and end pointers, the two of each window
+    assert pointer_divergence(torch.cat([p, p]), torch.cat([q, p]), None, "token").item() == pytest.approx(kl / 4)
 
 
 def test_bad_qa_files_are_one_line_errors(tmp_path, tokenizer):

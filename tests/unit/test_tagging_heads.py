@@ -103,6 +103,8 @@ def test_bernoulli_divergence_is_sigmoid_difference_times_score_difference_over_
     second = (sig(0) - sig(1)) * -1
     assert bernoulli_divergence(s, t, labels, "sum").item() == pytest.approx(first + second, rel=1e-6)
     assert bernoulli_divergence(s, t, labels, "mean").item() == pytest.approx((first + second) / 2, rel=1e-6)
+    # token: over the batch's 6 valid spans (3 per example)
+    assert bernoulli_divergence(s, t, labels, "token").item() == pytest.approx((first + second) / 6, rel=1e-6)
     assert bernoulli_divergence(s, s, labels, "sum").item() == 0.0
 
 
@@ -115,6 +117,12 @@ def test_token_divergence_is_the_symmetric_kl_of_labelled_tokens():
     kl = lambda x, y: sum(xi * math.log(xi / yi) for xi, yi in zip(x, y))  # noqa: E731
     want = 0.5 * (kl(a, b) + kl(b, a))  # the second token's two passes agree
     assert token_divergence(p, q, labels, "sum").item() == pytest.approx(want, rel=1e-6)
+    assert token_divergence(p, q, labels, "mean").item() == pytest.approx(want, rel=1e-6)  # one sentence
+    assert token_divergence(p, q, labels, "token").item() == pytest.approx(want / 2, rel=1e-6)  # 2 labelled tokens
+    # two sentences, 2 + 1 labelled tokens: mean halves the sum, token divides it by 3
+    p2, q2, l2 = torch.cat([p, p]), torch.cat([q, q]), torch.tensor([[1, 0, IGNORE], [1, IGNORE, IGNORE]])
+    assert token_divergence(p2, q2, l2, "mean").item() == pytest.approx(want, rel=1e-6)
+    assert token_divergence(p2, q2, l2, "token").item() == pytest.approx(2 * want / 3, rel=1e-6)
 
 
 def test_global_pointer_decoding_keeps_positive_valid_spans():
