@@ -17,7 +17,8 @@ Each arm x task is one `nlpx eval ner` (in this process; a finished one, results
 kept). The report (results.md, results.json here): per task, each arm's F1 as mean ± std over the
 seeds, and its paired difference to the softmax head without R-Drop (seeds are paired: the same
 subset, the same seed), the paired t-test's p with Holm's correction over the arms, and the
-minimum detectable effect (nlpx.ablate.stats).
+minimum detectable effect (nlpx.ablate.stats); each R-Drop arm also against its own head
+without R-Drop (Holm over the R-Drop arms).
 """
 
 from __future__ import annotations
@@ -80,23 +81,35 @@ def compare(reports: dict[str, dict]) -> dict:
     others = [a for a in rows if a != BASELINE]
     for arm, p in zip(others, holm([rows[a]["vs_baseline"]["p"] for a in others])):
         rows[arm]["vs_baseline"]["p_holm"] = p
+    # R-Drop's own effect: each +rdrop arm against its head without it, Holm over those arms
+    rdrop = [a for a in rows if "+" in a and a.split("+")[0] in rows]
+    for arm in rdrop:
+        rows[arm]["vs_head"] = paired(f1[arm], f1[arm.split("+")[0]])
+    for arm, p in zip(rdrop, holm([rows[a]["vs_head"]["p"] for a in rdrop])):
+        rows[arm]["vs_head"]["p_holm"] = p
     return rows
 
 
 def markdown(task: str, reports: dict[str, dict], rows: dict) -> list[str]:
     first = next(iter(reports.values()))
     lines = [f"## {task}: {first['split']} split, model {first['model']}", "",
-             "| Arm | F1 (mean ± std) | P | R | F1 per seed | Δ F1 vs softmax | p (Holm) | MDE | train ex/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| Arm | F1 (mean ± std) | P | R | F1 per seed | Δ F1 vs softmax | p (Holm) | MDE "
+             "| Δ F1 vs its head without R-Drop, p (Holm) | train ex/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cells(v) -> list[str]:
+        return ["", "", ""] if v is None else [f"{100 * v['delta']:+.2f}", f"{v['p']:.3f} ({v['p_holm']:.3f})",
+                                               f"{100 * v['mde']:.2f}"]
+
     for arm, r in rows.items():
-        v = r["vs_baseline"]
-        delta = "" if v is None else f"{100 * v['delta']:+.2f}"
-        p = "" if v is None else f"{v['p']:.3f} ({v['p_holm']:.3f})"
-        mde = "" if v is None else f"{100 * v['mde']:.2f}"
+        delta, p, mde = cells(r["vs_baseline"])
+        own = cells(r.get("vs_head"))
+        own = f"{own[0]}, {own[1]}" if own[0] else ""
         speed = sum(r["train_examples_per_s"]) / len(r["train_examples_per_s"])
         lines.append(f"| {arm} | {100 * r['f1']['mean']:.2f} ± {100 * r['f1']['std']:.2f} | "
                      f"{100 * r['precision']['mean']:.2f} | {100 * r['recall']['mean']:.2f} | "
-                     + " / ".join(f"{100 * x:.2f}" for x in r["per_seed_f1"]) + f" | {delta} | {p} | {mde} | {speed:.0f} |")
+                     + " / ".join(f"{100 * x:.2f}" for x in r["per_seed_f1"])
+                     + f" | {delta} | {p} | {mde} | {own} | {speed:.0f} |")
     s = first["settings"]
     lines += ["", f"Settings: {s['train_examples']} training sentences, {s['epochs']} epochs, lr {s['lr']}, batch "
                   f"{s['batch_size']}, max length {s['max_length']}; seeds {', '.join(map(str, SEEDS))}; "
@@ -131,7 +144,8 @@ def main() -> None:
     md = ["# NER heads: softmax vs CRF vs GlobalPointer, each ± R-Drop", "",
           f"Produced by `{command}` (its docstring has the settings). Scores x100; Δ is the arm's mean paired difference to the softmax head without "
           "R-Drop over the same seeds, p the paired t-test's (Holm-corrected over the other arms of the task), MDE the "
-          "smallest Δ those seeds detect with power 0.8 (α = 0.05).", ""]
+          "smallest Δ those seeds detect with power 0.8 (α = 0.05). An R-Drop arm's second Δ is against its own head "
+          "without R-Drop (Holm over the task's R-Drop arms).", ""]
     for task in TASKS:
         reports = {arm: run_arm(task, arm) for arm in ARMS if (task, arm) not in left_out}
         rows = compare(reports)
