@@ -52,7 +52,7 @@ def run_nlpx(*, model_path: str, seed: int, train_limit: int | None, epochs: int
                      "trainer.log_every_n_steps=1000"]
         if train_limit:
             overrides.append(f"task.max_train_examples={train_limit}")
-        if bucket_window:
+        if bucket_window is not None:
             overrides.append(f"task.bucket_window={bucket_window}")
         stall0, t0 = cpu_stall_us(), time.perf_counter()
         report = eval_ner(overrides)

@@ -40,7 +40,8 @@ HEADS = ("softmax", "crf", "global_pointer")
 # this script trained softmax + R-Drop to F1 0 and CRF + R-Drop to 34 on CoNLL-2003 (the term
 # outweighs the token-averaged loss some 400 times); runs/ner_heads/*_sum keep those runs. The
 # +rdrop_token arms average it over the batch's labelled tokens (GlobalPointer: valid spans), as
-# R-Drop's translation code does: the scale of the token-averaged loss
+# R-Drop's translation code does: the scale of the softmax head's token-averaged loss (the CRF's
+# and GlobalPointer's losses are per sentence, so for them the term is far smaller)
 RDROP = {"rdrop": ["trick=[rdrop]", "trick.rdrop.reduction=mean"],
          "rdrop_token": ["trick=[rdrop]", "trick.rdrop.reduction=token"]}
 ARMS = {f"{h}{'+' + r if r else ''}": [f"objective.head={h}"] + RDROP.get(r, []) for h in HEADS

@@ -35,6 +35,7 @@ def task_row(task: str, results: list[dict]) -> dict:
             # the cost of the run's tricks shows here (nlpx.tricks): training speed, passes per step
             "train_examples_per_s": _speeds([r.get("train_examples_per_s") for r in results]),
             "tricks": results[0].get("tricks", {}).get("applied", []),
+            "trick_settings": results[0].get("tricks", {}).get("settings", {}),
             "per_seed": [{"seed": r["seed"], "metrics": r["metrics"], "score": r["score"], "epoch": r["epoch"]}
                          for r in results]}
 

@@ -33,14 +33,23 @@ def build_report(command: str, cfg, model_path, run_dir, data, results: list[dic
         "per_seed": [{"seed": r["seed"], "metrics": p, "dev_score": r["score"], "epoch": r["epoch"],
                       "train_examples_per_s": r.get("train_examples_per_s")} for r, p in zip(results, per_seed)],
         "settings": {"seeds": [r["seed"] for r in results], "objective": _objective(cfg),
-                     "tricks": results[0]["tricks"]["applied"], "lr": cfg.optim.lr,
+                     "tricks": results[0]["tricks"]["applied"],
+                     "trick_settings": results[0]["tricks"].get("settings", {}), "lr": cfg.optim.lr,
                      "epochs": int(cfg.budget.max_epochs), "max_steps": cfg.budget.max_steps,
-                     "batch_size": int(t.batch_size), "max_length": int(t.max_length), "select": str(t.select),
+                     "batch_size": int(t.batch_size), "bucket_window": int(t.bucket_window),
+                     "max_length": int(t.max_length), "select": str(t.select),
                      "train_examples": results[0]["train_examples"],
                      "truncated": {s.name: int(getattr(s.encoded, "truncated", 0))
                                    for s in [data.train, *data.dev, *data.test]}},
         "protocol": _protocol(command, split, cfg),
     }
+
+
+def _tricks(settings: dict) -> str:
+    """rdrop (alpha 1.0, reduction token): each trick with the keys it read."""
+    keys = settings.get("trick_settings", {})
+    return ", ".join(f"{n} ({', '.join(f'{k} {v}' for k, v in keys[n].items())})" if keys.get(n) else n
+                     for n in settings["tricks"])
 
 
 def _objective(cfg) -> str:
@@ -80,8 +89,9 @@ def to_markdown(report: dict) -> str:
         out += ["", "| Metric | mean ± std |", "|---|---|"] + [f"| {m} | {v} |" for m, v in others]
     s = report["settings"]
     out += ["", *report["protocol"],
-            f"Settings: lr {s['lr']}, {s['epochs']} epochs, batch {s['batch_size']}, max length {s['max_length']}, "
-            f"tricks [{', '.join(s['tricks'])}], {s['train_examples']} training examples."]
+            f"Settings: lr {s['lr']}, {s['epochs']} epochs, batch {s['batch_size']} (bucket window "
+            f"{s['bucket_window']}), max length {s['max_length']}, tricks [{_tricks(s)}], "
+            f"{s['train_examples']} training examples."]
     return "\n".join(out) + "\n"
 
 

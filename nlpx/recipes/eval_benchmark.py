@@ -263,6 +263,7 @@ def _report(bench, cfg, model_path, run_dir, tasks, status, results, winners, ta
                                        if c.task.max_train_examples},
                 # the report's names of the settings, read from their homes (optim, task)
                 "hyperparameters": {t: {"lr": c.optim.lr, "batch_size": c.task.batch_size,
+                                        "bucket_window": c.task.bucket_window,
                                         "max_length": c.task.max_length, "warmup_ratio": c.optim.warmup,
                                         "weight_decay": c.optim.weight_decay} for t, c in chosen.items()},
                 "from_mnli": from_mnli, "submission_seed": str(cfg.eval.submission_seed),

@@ -13,14 +13,16 @@ from nlpx.tricks.base import TaskInfo
 
 # sum: over the batch (the paper's code) | mean: over examples | token: over the positions a
 # token-level divergence counts (labelled tokens, valid spans; a QA window's start and end)
-RDROP_REDUCTIONS = ("sum", "mean", "token")
+PER_EXAMPLE_REDUCTIONS = ("sum", "mean")
+RDROP_REDUCTIONS = (*PER_EXAMPLE_REDUCTIONS, "token")
 
 
 def reduce_divergence(per_position: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
     """A token-level divergence [B, ...] at the valid positions: summed over each example's
     positions, then summed over the batch (sum), averaged over examples (mean), or averaged over
     all valid positions of the batch (token: fairseq's per-token normalisation, which R-Drop's
-    translation code inherits, on the scale of a token-averaged loss)."""
+    translation code inherits, on the scale of a token-averaged loss such as the softmax tagger's;
+    a CRF's or GlobalPointer's loss is per sentence, so there the term is far smaller)."""
     kept = torch.where(valid, per_position, torch.zeros_like(per_position))
     if reduction == "token":
         return kept.sum() / valid.sum().clamp(min=1)
@@ -44,8 +46,8 @@ def rdrop_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, task: TaskInfo, red
     independent of the batch size (B times weaker at the same alpha). Regression: the squared
     difference of the two scores, reduced the same way. Both directions carry gradients, as in
     the paper's code."""
-    if reduction not in RDROP_REDUCTIONS[:2]:  # one prediction per example: no token form
-        raise ValueError(f"reduction={reduction!r} (valid: {', '.join(RDROP_REDUCTIONS[:2])})")
+    if reduction not in PER_EXAMPLE_REDUCTIONS:  # one prediction per example: no token form
+        raise ValueError(f"reduction={reduction!r} (valid: {', '.join(PER_EXAMPLE_REDUCTIONS)})")
     if task.regression:
         per_example = (p_logits.float().squeeze(-1) - q_logits.float().squeeze(-1)) ** 2
     else:

@@ -100,6 +100,10 @@ class TrickStack:
     def describe(self) -> dict:
         return {t.name: t.describe() for t in self.tricks if t.describe()}
 
+    def settings(self) -> dict[str, dict]:
+        """Each applied trick's keys as it read them (a report says which R-Drop, which AWP)."""
+        return {t.name: OmegaConf.to_container(t.cfg, resolve=True) for t in self.tricks}
+
     def export_model(self, model):
         for t in reversed(self.tricks):
             model = t.export_model(model)

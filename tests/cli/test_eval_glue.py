@@ -276,6 +276,7 @@ def test_recipe_search_reports_the_best_median_configuration(pretrained_run, glu
         # the row is the winner's: its per-seed scores, and its learning rate in the settings
         assert [s["score"] for s in row["per_seed"]] == [r["score"] for r in per_config[winner]]
         assert report["settings"]["hyperparameters"][row["task"]]["lr"] == float(winner.split("=")[1])
+        assert report["settings"]["hyperparameters"][row["task"]]["bucket_window"] == 50
     md = (run / "results.md").read_text()
     assert "| Config |" in md and "Recipe search (eval.search): optim.lr in [0.001, 0.03]" in md
     assert "8 fine-tunings in all" in md

@@ -70,8 +70,14 @@ def test_task_bucket_window_sets_the_training_batches(pretrained_run, ner, tmp_p
 
 def test_eval_ner_on_span_json_with_global_pointer_and_rdrop(pretrained_run, ner, tmp_path):
     report = eval_ner([f"model.pretrained={pretrained_run}/hf", f"runs_dir={tmp_path}", "eval.seeds=[0]",
-                       *files(ner, "span_json"), "objective.head=global_pointer", "trick=[rdrop]", *QUICK])
+                       *files(ner, "span_json"), "objective.head=global_pointer", "trick=[rdrop]",
+                       "trick.rdrop.reduction=token", *QUICK])
     assert report["split"] == "dev" and report["settings"]["tricks"] == ["rdrop"]
+    # the report says which R-Drop ran and how the batches were drawn
+    assert report["settings"]["trick_settings"] == {"rdrop": {"alpha": 1.0, "reduction": "token"}}
+    assert report["settings"]["bucket_window"] == 50
+    run = tmp_path / "ner" / report["run_dir"].rsplit("/", 1)[1]
+    assert "tricks [rdrop (alpha 1.0, reduction token)]" in (run / "results.md").read_text()
     seed = tmp_path / "ner" / report["run_dir"].rsplit("/", 1)[1] / "seed0"
     result = json.loads((seed / "result.json").read_text())
     assert result["tricks"]["passes_per_step"]["forward"] == 2.0  # R-Drop's second pass ran

@@ -89,6 +89,8 @@ def test_eval_glue_leaves_asl_out_of_stsb_and_says_so(pretrained_run, glue_dir, 
                         "task.batch_size=8", "eval.predict_test=false", "logger=none", "trick=[asl]"])
     rows = {r["task"]: r for r in report["tasks"]}
     assert rows["sst2"]["tricks"] == ["asl"] and rows["stsb"]["tricks"] == []
+    assert list(rows["sst2"]["trick_settings"]) == ["asl"] and rows["stsb"]["trick_settings"] == {}
+    assert rows["sst2"]["trick_settings"]["asl"]["gamma_neg"] == 4  # the keys it read, as given
     stsb = json.loads(next(Path(report["run_dir"]).glob("stsb/seed0/result.json")).read_text())
     assert stsb["tricks"]["skipped"] == {"asl": "a regression task (one score, no labels) has nothing for ASL to weigh"}
     assert rows["sst2"]["train_examples_per_s"]["n"] == 1 and rows["sst2"]["train_examples_per_s"]["mean"] > 0

@@ -828,12 +828,12 @@ def test_rdrop_warns_that_its_summed_kl_overwhelms_a_token_level_loss(caplog):
 
     with caplog.at_level("WARNING", logger="nlpx"):
         RDrop(cfg_of("rdrop", reduction="mean"), TaskInfo("bert", 9, token_level=True))
+        RDrop(cfg_of("rdrop", reduction="token"), TaskInfo("bert", 9, token_level=True))
         RDrop(cfg_of("rdrop", reduction="sum"), TaskInfo("bert", 2))
     assert caplog.records == []
     with caplog.at_level("WARNING", logger="nlpx"):
         RDrop(cfg_of("rdrop", reduction="sum"), TaskInfo("bert", 9, token_level=True))
     assert "trick.rdrop.reduction=token averages it over tokens" in caplog.text
-    RDrop(cfg_of("rdrop", reduction="token"), TaskInfo("bert", 9, token_level=True))
     with pytest.raises(UserError, match="trick.rdrop.reduction=token: averages the KL over tokens, for token-level"):
         RDrop(cfg_of("rdrop", reduction="token"), TaskInfo("bert", 2))
 
