@@ -101,7 +101,7 @@ def markdown(task: str, reports: dict[str, dict], rows: dict) -> list[str]:
     first = next(iter(reports.values()))
     lines = [f"## {task}: {first['split']} split, model {first['model']}", "",
              "| Arm | F1 (mean ± std) | P | R | F1 per seed | Δ F1 vs softmax | p (Holm) | MDE "
-             "| Δ F1 vs its head without R-Drop, p (Holm) | train ex/s |",
+             "| Δ F1 vs its head without R-Drop, p (Holm), MDE | train ex/s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
 
     def cells(v) -> list[str]:
@@ -111,7 +111,7 @@ def markdown(task: str, reports: dict[str, dict], rows: dict) -> list[str]:
     for arm, r in rows.items():
         delta, p, mde = cells(r["vs_baseline"])
         own = cells(r.get("vs_head"))
-        own = f"{own[0]}, {own[1]}" if own[0] else ""
+        own = f"{own[0]}, {own[1]}, MDE {own[2]}" if own[0] else ""
         speed = sum(r["train_examples_per_s"]) / len(r["train_examples_per_s"])
         lines.append(f"| {arm} | {100 * r['f1']['mean']:.2f} ± {100 * r['f1']['std']:.2f} | "
                      f"{100 * r['precision']['mean']:.2f} | {100 * r['recall']['mean']:.2f} | "
