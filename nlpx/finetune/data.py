@@ -192,18 +192,19 @@ class FinetuneDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.num_workers, self.bucket_window = seed, num_workers, bucket_window
 
+    def _sampler(self, split: Split, *, shuffle: bool) -> BucketBatchSampler:
+        return BucketBatchSampler(split.encoded.lengths, self.batch_size if shuffle else self.eval_batch_size,
+                                  seed=self.seed, shuffle=shuffle, window=self.bucket_window)
+
     def _loader(self, split: Split, *, shuffle: bool) -> DataLoader:
-        size = self.batch_size if shuffle else self.eval_batch_size
-        sampler = BucketBatchSampler(split.encoded.lengths, size, seed=self.seed, shuffle=shuffle,
-                                     window=self.bucket_window)
+        sampler = self._sampler(split, shuffle=shuffle)
         collate = self.collate or (ChoiceBatches if isinstance(split.encoded, ChoiceEncoded) else Batches)
         return DataLoader(_Rows(len(split.encoded)), batch_sampler=sampler,
                           collate_fn=collate(split.encoded, self.pad_id, left=self.left),
                           **worker_kwargs(self.num_workers))
 
     def train_batches_per_epoch(self) -> int:
-        return len(BucketBatchSampler(self.data.train.encoded.lengths, self.batch_size, seed=self.seed,
-                                      window=self.bucket_window))
+        return len(self._sampler(self.data.train, shuffle=True))
 
     def train_dataloader(self):
         return self._loader(self.data.train, shuffle=True)

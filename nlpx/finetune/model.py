@@ -67,7 +67,8 @@ def load_with_head(auto_class, path: Path, tokenizer, what: str, hint: str = "")
     try:
         model = auto_class.from_pretrained(str(path), local_files_only=True)
     except ValueError:
-        family = FAMILIES.get(checkpoint_config(path).model_type, checkpoint_config(path).model_type)
+        model_type = checkpoint_config(path).model_type
+        family = FAMILIES.get(model_type, model_type)
         raise UserError(f"model.pretrained={path}: {family} has no {what} model in transformers{hint}") from None
     restore(model)
     _check_vocabulary(path, model, tokenizer)
